@@ -1,0 +1,3 @@
+//! shmkit's `ring` layer. Not built yet: see the open issue for it and
+//! `docs/architecture.md` for where it sits in the stack.
+#![forbid(unsafe_code)]

@@ -1,0 +1,700 @@
+//! [`Segment`]: one mapped shared-memory object with a validated header.
+
+use crate::error::{Error, Result};
+use crate::header::{Expect, Header, HeaderError, HeaderSnapshot, HEADER_SIZE};
+use crate::name::{os_name, shm_path, validate_name};
+use crate::shim::pid::{self, ProcessId};
+use crate::shim::time::Deadline;
+use crate::{sys, Kind, Shared};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest segment shmkit maps (64 TiB): far above any machine's memory, well
+/// below where sizes could overflow.
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 46;
+
+/// Default time an opener waits for a creator to publish `READY`.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What backs a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A POSIX shm object `/dev/shm/shmkit.<name>`, opened by name.
+    Named(String),
+    /// A memfd: inherited over fork, reopened from a token's fd after exec.
+    Anonymous,
+    /// A regular file at a path.
+    File(PathBuf),
+}
+
+/// How to create or open a segment. Start with [`SegmentOptions::new`].
+///
+/// ```
+/// use shmkit_segment::{Kind, SegmentOptions};
+/// let seg = SegmentOptions::new(Kind::RAW, 4096).create_anonymous(|_| {})?;
+/// assert_eq!(seg.data_len(), 4096);
+/// # Ok::<(), shmkit_segment::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    kind: Kind,
+    kind_version: u32,
+    data_len: usize,
+    mode: u32,
+    prefault: bool,
+    huge_pages: bool,
+    persist: bool,
+    open_timeout: Duration,
+}
+
+impl SegmentOptions {
+    /// Options for a segment holding a `kind` object with `data_len` bytes of data
+    /// (after the header). Defaults: kind version 1, mode 0600, prefault on, no huge
+    /// pages, unlinked when the creator's handle drops, open timeout 2 s.
+    pub fn new(kind: Kind, data_len: usize) -> Self {
+        SegmentOptions {
+            kind,
+            kind_version: 1,
+            data_len,
+            mode: 0o600,
+            prefault: true,
+            huge_pages: false,
+            persist: false,
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
+        }
+    }
+
+    /// The layout version of the object (checked by openers).
+    pub fn kind_version(mut self, v: u32) -> Self {
+        self.kind_version = v;
+        self
+    }
+
+    /// Permission bits for a named or file segment (default 0600: owner only).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Pre-fault (reserve and populate) pages at creation and open (default on).
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.prefault = on;
+        self
+    }
+
+    /// Use huge pages: `MFD_HUGETLB` for anonymous segments (needs reserved huge pages
+    /// and a size that is a multiple of the huge page size), `MADV_HUGEPAGE` otherwise.
+    pub fn huge_pages(mut self, on: bool) -> Self {
+        self.huge_pages = on;
+        self
+    }
+
+    /// Keep a named segment when the creator's handle drops (remove it with
+    /// [`unlink`] or `shmkit gc`).
+    pub fn persist(mut self, on: bool) -> Self {
+        self.persist = on;
+        self
+    }
+
+    /// How long an opener waits for the creator to finish initialising.
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.open_timeout = t;
+        self
+    }
+
+    fn expect(&self) -> Expect {
+        Expect {
+            kind: self.kind,
+            kind_version: self.kind_version,
+        }
+    }
+
+    fn total_size(&self) -> Result<u64> {
+        let total = (self.data_len as u64).saturating_add(HEADER_SIZE as u64);
+        if total > MAX_SEGMENT_SIZE || self.data_len > isize::MAX as usize - HEADER_SIZE {
+            return Err(Error::TooLarge {
+                requested: total,
+                max: MAX_SEGMENT_SIZE,
+            });
+        }
+        Ok(total)
+    }
+
+    /// Creates the named segment `name`, runs `init` on it, then publishes it ready.
+    ///
+    /// Openers in other processes wait until `init` has returned. If `init` panics the
+    /// segment is marked failed and unlinked, and the panic continues.
+    ///
+    /// # Errors
+    /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `TooLarge`, or `Io`.
+    pub fn create(&self, name: &str, init: impl FnOnce(&Segment)) -> Result<Segment> {
+        validate_name(name)?;
+        let total = self.total_size()?;
+        let os = os_name(name);
+        let fd = sys::shm_open(&os, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, self.mode)
+            .map_err(|e| Error::from_open("shm_open", name, e))?;
+        let unlink = UnlinkOnError(Some(os));
+        let seg = self.create_on(fd, Backing::Named(name.to_owned()), total, init)?;
+        std::mem::forget(unlink);
+        Ok(seg)
+    }
+
+    /// Creates an anonymous (memfd) segment, runs `init`, publishes it ready.
+    ///
+    /// Its size is sealed: no process can truncate it under a mapping.
+    ///
+    /// # Errors
+    /// `TooLarge` or `Io` (`memfd_create` fails with huge pages when none are reserved).
+    pub fn create_anonymous(&self, init: impl FnOnce(&Segment)) -> Result<Segment> {
+        let total = self.total_size()?;
+        let label = CString::new(format!("shmkit:{}", self.kind)).unwrap_or_default();
+        let fd = sys::memfd_create(&label, self.huge_pages)
+            .map_err(|e| Error::io("memfd_create", "memfd", e))?;
+        self.create_on(fd, Backing::Anonymous, total, init)
+    }
+
+    /// Creates a file-backed segment at `path` (which must not exist).
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `PermissionDenied`, `TooLarge`, or `Io`.
+    pub fn create_file(&self, path: &Path, init: impl FnOnce(&Segment)) -> Result<Segment> {
+        let total = self.total_size()?;
+        let desc = path.display().to_string();
+        let c = path_cstring(path, &desc)?;
+        let fd = sys::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, self.mode)
+            .map_err(|e| Error::from_open("open", &desc, e))?;
+        let remove = RemoveFileOnError(Some(c));
+        let seg = self.create_on(fd, Backing::File(path.to_owned()), total, init)?;
+        std::mem::forget(remove);
+        Ok(seg)
+    }
+
+    fn create_on(
+        &self,
+        fd: OwnedFd,
+        backing: Backing,
+        total: u64,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment> {
+        let desc = describe(&backing, self.kind);
+        if self.mode != 0o600 && backing != Backing::Anonymous {
+            // The umask may have removed bits: set exactly what was asked.
+            sys::fchmod(fd.as_fd(), self.mode).map_err(|e| Error::io("fchmod", &desc, e))?;
+        }
+        sys::ftruncate(fd.as_fd(), total).map_err(|e| Error::io("ftruncate", &desc, e))?;
+        if backing == Backing::Anonymous && !self.huge_pages {
+            sys::seal_size(fd.as_fd()).map_err(|e| Error::io("fcntl(F_ADD_SEALS)", &desc, e))?;
+        }
+        if self.prefault && !self.huge_pages {
+            sys::fallocate(fd.as_fd(), total).map_err(|e| Error::io("fallocate", &desc, e))?;
+        }
+        let map = self.map(&fd, total, &desc)?;
+        let seg = Segment::from_parts(map, fd, backing, total, true);
+        let creator = ProcessId::current();
+        seg.header()
+            .begin_init(self.kind, self.kind_version, total, creator);
+        let failed = FailOnUnwind(seg.header());
+        init(&seg);
+        std::mem::forget(failed);
+        seg.header().publish_ready();
+        seg.inner.set_persist(self.persist);
+        seg.inner.set_snapshot(seg.header().snapshot());
+        Ok(seg)
+    }
+
+    fn map(&self, fd: &OwnedFd, len: u64, desc: &str) -> Result<memmap2::MmapRaw> {
+        let len = usize::try_from(len).map_err(|_| Error::TooLarge {
+            requested: len,
+            max: MAX_SEGMENT_SIZE,
+        })?;
+        let mut opts = memmap2::MmapOptions::new();
+        opts.len(len);
+        if self.prefault {
+            opts.populate();
+        }
+        let map = opts
+            .map_raw(fd.as_raw_fd())
+            .map_err(|e| Error::io("mmap", desc, e))?;
+        if self.huge_pages {
+            // Best effort: transparent huge pages may be disabled for shmem.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        Ok(map)
+    }
+
+    /// Opens the named segment `name`, waiting up to the open timeout for it to be ready.
+    ///
+    /// # Errors
+    /// `InvalidName`, `NotFound`, `PermissionDenied`, `Corrupt`, `Incompatible`,
+    /// `WrongKind`, `KindVersion`, `Truncated`, `CreatorDied`, `CreatorFailed`,
+    /// `NotReady`, or `Io` — each specific, never a crash.
+    pub fn open(&self, name: &str) -> Result<Segment> {
+        validate_name(name)?;
+        let fd = sys::shm_open(&os_name(name), libc::O_RDWR, 0)
+            .map_err(|e| Error::from_open("shm_open", name, e))?;
+        self.open_on(fd, Backing::Named(name.to_owned()))
+    }
+
+    /// Opens a file-backed segment.
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::open`].
+    pub fn open_file(&self, path: &Path) -> Result<Segment> {
+        let desc = path.display().to_string();
+        let c = path_cstring(path, &desc)?;
+        let fd = sys::open(&c, libc::O_RDWR, 0).map_err(|e| Error::from_open("open", &desc, e))?;
+        self.open_on(fd, Backing::File(path.to_owned()))
+    }
+
+    /// Opens a segment from a descriptor (an inherited memfd, or one received over a
+    /// Unix socket). The descriptor is consumed.
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::open`].
+    pub fn open_fd(&self, fd: OwnedFd) -> Result<Segment> {
+        self.open_on(fd, Backing::Anonymous)
+    }
+
+    /// Opens `name` if it exists, or creates it (running `init`) if not. Race-free:
+    /// when many processes call this at once exactly one creates, and the others open
+    /// the segment it made (after it is ready). Returns whether this call created it.
+    ///
+    /// # Errors
+    /// As [`SegmentOptions::create`] and [`SegmentOptions::open`].
+    pub fn open_or_create(
+        &self,
+        name: &str,
+        init: impl FnOnce(&Segment),
+    ) -> Result<(Segment, bool)> {
+        validate_name(name)?;
+        let mut init = Some(init);
+        for _ in 0..64 {
+            match self.create(name, |s| {
+                if let Some(f) = init.take() {
+                    f(s);
+                }
+            }) {
+                Ok(seg) => return Ok((seg, true)),
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match self.open(name) {
+                Ok(seg) => return Ok((seg, false)),
+                // Unlinked between our create and open: try again.
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::NotReady {
+            segment: name.to_owned(),
+            waited: self.open_timeout,
+        })
+    }
+
+    fn open_on(&self, fd: OwnedFd, backing: Backing) -> Result<Segment> {
+        let desc = describe(&backing, self.kind);
+        let deadline = Deadline::after(self.open_timeout);
+        // The creator sizes the file before writing the header: wait for the size.
+        let size = loop {
+            let st = sys::fstat(fd.as_fd()).map_err(|e| Error::io("fstat", &desc, e))?;
+            if st.size >= HEADER_SIZE as u64 {
+                break st.size;
+            }
+            if deadline.is_expired() {
+                return Err(Error::Truncated {
+                    segment: desc,
+                    expected: HEADER_SIZE as u64,
+                    found: st.size,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        if size > MAX_SEGMENT_SIZE {
+            return Err(Error::Corrupt {
+                segment: desc,
+                reason: format!("file size {size} exceeds the {MAX_SEGMENT_SIZE} byte limit"),
+            });
+        }
+        let map = self.map(&fd, size, &desc)?;
+        let seg = Segment::from_parts(map, fd, backing, size, false);
+        let snap = seg
+            .header()
+            .wait_ready(self.expect(), size, deadline, |c| c.is_alive())
+            .map_err(|e| {
+                header_error(
+                    e,
+                    desc,
+                    self.kind,
+                    self.kind_version,
+                    size,
+                    self.open_timeout,
+                )
+            })?;
+        seg.inner.set_snapshot(snap);
+        Ok(seg)
+    }
+}
+
+fn header_error(
+    e: HeaderError,
+    segment: String,
+    kind: Kind,
+    kind_version: u32,
+    size: u64,
+    waited: Duration,
+) -> Error {
+    match e {
+        HeaderError::Corrupt(reason) => Error::Corrupt { segment, reason },
+        HeaderError::Incompatible { found } => Error::Incompatible {
+            segment,
+            expected: crate::header::FORMAT_VERSION,
+            found,
+        },
+        HeaderError::WrongKind { found } => Error::WrongKind {
+            segment,
+            expected: kind,
+            found,
+        },
+        HeaderError::KindVersion { found } => Error::KindVersion {
+            segment,
+            kind,
+            expected: kind_version,
+            found,
+        },
+        HeaderError::Truncated { expected } => Error::Truncated {
+            segment,
+            expected,
+            found: size,
+        },
+        HeaderError::CreatorDied { pid } => Error::CreatorDied { segment, pid },
+        HeaderError::CreatorFailed => Error::CreatorFailed { segment },
+        HeaderError::NotReady => Error::NotReady { segment, waited },
+    }
+}
+
+fn describe(backing: &Backing, kind: Kind) -> String {
+    match backing {
+        Backing::Named(n) => n.clone(),
+        Backing::Anonymous => format!("memfd:{kind}"),
+        Backing::File(p) => p.display().to_string(),
+    }
+}
+
+fn path_cstring(path: &Path, desc: &str) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidName {
+        name: desc.to_owned(),
+        reason: "the path contains a NUL byte",
+    })
+}
+
+/// Unlinks a half-created named segment if creation fails.
+struct UnlinkOnError(Option<CString>);
+impl Drop for UnlinkOnError {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            let _ = sys::shm_unlink(&n);
+        }
+    }
+}
+
+/// Removes a half-created file segment if creation fails.
+struct RemoveFileOnError(Option<CString>);
+impl Drop for RemoveFileOnError {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            // SAFETY: `p` is a valid NUL-terminated path.
+            unsafe { libc::unlink(p.as_ptr()) };
+        }
+    }
+}
+
+/// Marks the header failed if the initialiser unwinds.
+struct FailOnUnwind<'a>(&'a Header);
+impl Drop for FailOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.publish_failed();
+    }
+}
+
+/// A mapped shared-memory segment: a [`Header`] followed by `data_len()` bytes.
+///
+/// Cloning is cheap (an `Arc`); every clone maps the same memory. After `fork` the
+/// child's copies map the same memory too. A named segment is unlinked when the last
+/// handle of the *creating process* drops, unless it was made to persist; handles in
+/// other processes (or a forked child) never unlink it.
+///
+/// Accessors hand out `&T` only for [`Shared`] types (valid for every bit pattern,
+/// mutated only through atomics), always bounds- and alignment-checked.
+///
+/// ```
+/// use shmkit_segment::{shim::atomic::{AtomicU64, Ordering}, Kind, Segment};
+/// let seg = Segment::create_anonymous(Kind::RAW, 64)?;
+/// let counter: &AtomicU64 = seg.get(8)?;
+/// counter.fetch_add(1, Ordering::Relaxed);
+/// assert!(seg.get::<AtomicU64>(64).is_err()); // out of bounds
+/// assert!(seg.get::<AtomicU64>(3).is_err()); // misaligned
+/// # Ok::<(), shmkit_segment::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    map: memmap2::MmapRaw,
+    fd: OwnedFd,
+    backing: Backing,
+    total_size: u64,
+    created: bool,
+    owner_pid: u32,
+    persist: std::sync::Mutex<bool>,
+    snapshot: std::sync::OnceLock<HeaderSnapshot>,
+}
+
+impl Inner {
+    fn set_persist(&self, on: bool) {
+        *self.persist.lock().unwrap_or_else(|e| e.into_inner()) = on;
+    }
+
+    fn set_snapshot(&self, s: HeaderSnapshot) {
+        let _ = self.snapshot.set(s);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.created
+            || self.owner_pid != pid::current()
+            || *self.persist.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            return;
+        }
+        match &self.backing {
+            Backing::Named(name) => {
+                // Unlink only if the name still refers to our object (someone may have
+                // unlinked it and created another one of the same name meanwhile).
+                let path = CString::new(shm_path(name).as_os_str().as_bytes()).unwrap_or_default();
+                if same_file(&self.fd, &path) {
+                    let _ = sys::shm_unlink(&os_name(name));
+                }
+            }
+            Backing::File(_) | Backing::Anonymous => {}
+        }
+    }
+}
+
+fn same_file(fd: &OwnedFd, path: &CString) -> bool {
+    match (sys::fstat(fd.as_fd()), sys::stat(path)) {
+        (Ok(a), Ok(b)) => a.dev == b.dev && a.ino == b.ino,
+        _ => false,
+    }
+}
+
+impl Segment {
+    fn from_parts(
+        map: memmap2::MmapRaw,
+        fd: OwnedFd,
+        backing: Backing,
+        total_size: u64,
+        created: bool,
+    ) -> Self {
+        Segment {
+            inner: Arc::new(Inner {
+                map,
+                fd,
+                backing,
+                total_size,
+                created,
+                owner_pid: pid::current(),
+                persist: std::sync::Mutex::new(false),
+                snapshot: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Creates a named segment of `data_len` zeroed bytes holding a `kind` object.
+    ///
+    /// # Errors
+    /// See [`SegmentOptions::create`].
+    pub fn create(name: &str, kind: Kind, data_len: usize) -> Result<Segment> {
+        SegmentOptions::new(kind, data_len).create(name, |_| {})
+    }
+
+    /// Creates an anonymous (memfd) segment of `data_len` zeroed bytes.
+    ///
+    /// # Errors
+    /// See [`SegmentOptions::create_anonymous`].
+    pub fn create_anonymous(kind: Kind, data_len: usize) -> Result<Segment> {
+        SegmentOptions::new(kind, data_len).create_anonymous(|_| {})
+    }
+
+    /// Opens the named segment `name` holding a `kind` object of layout version 1.
+    ///
+    /// # Errors
+    /// See [`SegmentOptions::open`].
+    pub fn open(name: &str, kind: Kind) -> Result<Segment> {
+        SegmentOptions::new(kind, 0).open(name)
+    }
+
+    /// The header at offset 0.
+    pub fn header(&self) -> &Header {
+        let ptr = self.inner.map.as_ptr().cast::<Header>();
+        // SAFETY: every Segment maps at least HEADER_SIZE bytes (checked at creation
+        // and open), the mapping is page aligned (so aligned for Header), lives as long
+        // as `self`, and Header consists only of atomics, valid for any bit pattern.
+        unsafe { &*ptr }
+    }
+
+    /// Header fields as validated at open (or written at creation).
+    pub fn info(&self) -> HeaderSnapshot {
+        *self.inner.snapshot.get_or_init(|| self.header().snapshot())
+    }
+
+    /// What backs this segment.
+    pub fn backing(&self) -> &Backing {
+        &self.inner.backing
+    }
+
+    /// The name of a named segment.
+    pub fn name(&self) -> Option<&str> {
+        match &self.inner.backing {
+            Backing::Named(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The kind tag in the header.
+    pub fn kind(&self) -> Kind {
+        self.info().kind
+    }
+
+    /// Total mapped size, header included.
+    pub fn total_size(&self) -> u64 {
+        self.inner.total_size
+    }
+
+    /// Bytes in the data area (after the header).
+    pub fn data_len(&self) -> usize {
+        self.inner.map.len() - HEADER_SIZE
+    }
+
+    /// Pointer to the start of the data area (128-byte aligned).
+    pub fn data_ptr(&self) -> NonNull<u8> {
+        let base = self.inner.map.as_mut_ptr();
+        // SAFETY: the mapping is at least HEADER_SIZE bytes long, so base+HEADER_SIZE
+        // is within (or one past the end of) the same allocation.
+        let p = unsafe { base.add(HEADER_SIZE) };
+        NonNull::new(p).unwrap_or(NonNull::dangling())
+    }
+
+    /// A bounds-checked pointer to `len` bytes at `offset` of the data area.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] if the range does not fit.
+    pub fn range(&self, offset: usize, len: usize) -> Result<NonNull<u8>> {
+        let size = self.data_len();
+        match offset.checked_add(len) {
+            Some(end) if end <= size => {}
+            _ => {
+                return Err(Error::OutOfBounds {
+                    offset: offset as u64,
+                    len: len as u64,
+                    size: size as u64,
+                })
+            }
+        }
+        // SAFETY: offset + len <= data_len was checked just above.
+        let p = unsafe { self.data_ptr().as_ptr().add(offset) };
+        Ok(NonNull::new(p).unwrap_or(NonNull::dangling()))
+    }
+
+    /// A reference to the `T` at `offset` of the data area.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn get<T: Shared>(&self, offset: usize) -> Result<&T> {
+        let p = self.range(offset, std::mem::size_of::<T>())?;
+        if p.as_ptr() as usize % std::mem::align_of::<T>() != 0 {
+            return Err(Error::Misaligned {
+                offset: offset as u64,
+                align: std::mem::align_of::<T>() as u64,
+            });
+        }
+        // SAFETY: in bounds and aligned (checked above), inside a mapping that lives as
+        // long as `self`; `T: Shared` is valid for every bit pattern and mutated only
+        // through atomics/cells, so a shared reference is sound even while other
+        // processes write it.
+        Ok(unsafe { &*p.as_ptr().cast::<T>() })
+    }
+
+    /// A slice of `count` `T`s at `offset` of the data area.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn get_slice<T: Shared>(&self, offset: usize, count: usize) -> Result<&[T]> {
+        let bytes = count
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(Error::OutOfBounds {
+                offset: offset as u64,
+                len: u64::MAX,
+                size: self.data_len() as u64,
+            })?;
+        let p = self.range(offset, bytes)?;
+        if p.as_ptr() as usize % std::mem::align_of::<T>() != 0 {
+            return Err(Error::Misaligned {
+                offset: offset as u64,
+                align: std::mem::align_of::<T>() as u64,
+            });
+        }
+        // SAFETY: as in `get`: in bounds, aligned, lives as long as `self`, and
+        // `T: Shared` tolerates concurrent atomic mutation and any bit pattern.
+        Ok(unsafe { std::slice::from_raw_parts(p.as_ptr().cast::<T>(), count) })
+    }
+
+    /// The segment's descriptor.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+
+    /// Whether this process created the segment (and will unlink a named one on drop).
+    pub fn is_creator(&self) -> bool {
+        self.inner.created && self.inner.owner_pid == pid::current()
+    }
+
+    /// Keep the named segment after the creator's handles drop.
+    pub fn persist(&self) {
+        self.inner.set_persist(true);
+    }
+
+    /// A token that rebuilds this segment in another process (see [`crate::Token`]).
+    ///
+    /// # Errors
+    /// `Io` if the descriptor cannot be examined.
+    pub fn token(&self) -> Result<crate::Token> {
+        crate::token::token_of(self)
+    }
+
+    /// A short human description: name, path, or `memfd:<kind>`.
+    pub fn describe(&self) -> String {
+        describe(&self.inner.backing, self.info().kind)
+    }
+
+    pub(crate) fn stat(&self) -> Result<sys::Stat> {
+        sys::fstat(self.as_fd()).map_err(|e| Error::io("fstat", &self.describe(), e))
+    }
+}
+
+/// Removes the name `name` (mappings stay valid until every process unmaps them).
+///
+/// # Errors
+/// `InvalidName`, `NotFound`, `PermissionDenied` or `Io`.
+pub fn unlink(name: &str) -> Result<()> {
+    validate_name(name)?;
+    sys::shm_unlink(&os_name(name)).map_err(|e| Error::from_open("shm_unlink", name, e))
+}
