@@ -34,6 +34,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
+#[cfg(not(shmkit_loom))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod layout;
 mod list;
@@ -44,7 +47,7 @@ mod sys;
 mod token;
 
 pub use error::{Error, Result};
-pub use list::{list, SegmentInfo};
+pub use list::{list, SegmentInfo, CREATION_GRACE};
 pub use name::{shm_path, validate_name, MAX_NAME_LEN, PREFIX, SHM_DIR};
 pub use segment::{
     unlink, Backing, Segment, SegmentOptions, DEFAULT_OPEN_TIMEOUT, MAX_SEGMENT_SIZE,

@@ -1,9 +1,20 @@
 //! Enumerating the shmkit segments on this machine (for `shmkit ls` and `shmkit gc`).
 
-use crate::header::{HeaderSnapshot, HEADER_SIZE, MAGIC, STATE_READY};
+use crate::header::{
+    HeaderSnapshot, HEADER_SIZE, MAGIC, STATE_FAILED, STATE_INITIALISING, STATE_READY,
+};
 use crate::name::{PREFIX, SHM_DIR};
 use crate::Kind;
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a file without a readable header is presumed to be mid-creation.
+///
+/// A creator writes the header a few system calls after creating the file (see
+/// `SegmentOptions::create`), so anything older than this without one is debris.
+pub const CREATION_GRACE: Duration = Duration::from_secs(10);
 
 /// One named segment found in `/dev/shm`.
 #[derive(Debug, Clone)]
@@ -18,6 +29,10 @@ pub struct SegmentInfo {
     pub creator_alive: bool,
     /// Why the header could not be read or is not usable, if so.
     pub problem: Option<String>,
+    /// Time since the file was last changed, if known.
+    pub age: Option<Duration>,
+    /// Whether this user could read the file at all.
+    pub readable: bool,
 }
 
 impl SegmentInfo {
@@ -26,16 +41,33 @@ impl SegmentInfo {
         self.header.map(|h| h.kind)
     }
 
-    /// Stale: its creator is gone, or its header is unusable (never became ready).
+    /// The creator's pid, if the header was readable.
+    pub fn creator_pid(&self) -> Option<u32> {
+        self.header.map(|h| h.creator.pid)
+    }
+
+    /// Stale: nobody can use it any more and `shmkit gc` may remove its name.
     ///
-    /// A stale segment may still be in use by processes that opened it; removing its
-    /// name (`shmkit gc`) does not disturb them, it only stops new opens.
+    /// That is: its creator has exited (or was killed), or its creator gave up
+    /// initialising it, or it has had no readable header for longer than
+    /// [`CREATION_GRACE`]. A segment being initialised by a live creator is *not*
+    /// stale, nor is one this user cannot read (its state is unknown).
+    ///
+    /// Note that a segment made to persist is stale once its creator exits. A stale
+    /// segment may still be mapped by processes that opened it; removing its name does
+    /// not disturb them, it only stops new opens.
     pub fn is_stale(&self) -> bool {
-        self.problem.is_some() || !self.creator_alive
+        match &self.header {
+            Some(h) => !self.creator_alive || h.state == STATE_FAILED,
+            None => self.readable && self.age.is_some_and(|a| a >= CREATION_GRACE),
+        }
     }
 }
 
 /// Lists every `shmkit.*` object in `/dev/shm`, with its header and creator liveness.
+///
+/// Never blocks on or follows what it finds (a FIFO or symlink planted in `/dev/shm`
+/// is listed with a problem).
 ///
 /// # Errors
 /// When `/dev/shm` cannot be read. Unreadable segments are listed with a `problem`.
@@ -53,46 +85,78 @@ pub fn list() -> io::Result<Vec<SegmentInfo>> {
     Ok(out)
 }
 
-fn inspect(name: &str, path: &std::path::Path) -> SegmentInfo {
+/// Reads up to `buf.len()` bytes from the start of a regular file, without following
+/// symlinks or blocking on FIFOs. Returns (bytes read, file size, age).
+fn read_head(path: &Path, buf: &mut [u8]) -> io::Result<(usize, u64, Option<Duration>)> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let age = meta
+        .modified()
+        .ok()
+        .map(|m| m.elapsed().unwrap_or(Duration::ZERO));
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok((n, meta.len(), age))
+}
+
+fn inspect(name: &str, path: &Path) -> SegmentInfo {
     let mut info = SegmentInfo {
         name: name.to_owned(),
         file_size: 0,
         header: None,
         creator_alive: false,
         problem: None,
+        age: std::fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|m| m.elapsed().unwrap_or(Duration::ZERO)),
+        readable: true,
     };
     let mut buf = [0u8; HEADER_SIZE];
-    let read = std::fs::File::open(path).and_then(|mut f| {
-        info.file_size = f.metadata()?.len();
-        let mut n = 0;
-        while n < buf.len() {
-            match f.read(&mut buf[n..])? {
-                0 => break,
-                k => n += k,
-            }
+    match read_head(path, &mut buf) {
+        Err(e) => {
+            info.readable = e.kind() != io::ErrorKind::PermissionDenied;
+            info.problem = Some(format!("cannot read: {e}"));
         }
-        Ok(n)
-    });
-    match read {
-        Err(e) => info.problem = Some(format!("cannot read: {e}")),
-        Ok(n) if n < HEADER_SIZE => {
-            info.problem = Some(format!("only {n} bytes, shorter than a header"));
-        }
-        Ok(_) => match HeaderSnapshot::from_bytes(&buf) {
-            Some(h) if h.magic == MAGIC => {
-                info.creator_alive = h.creator.is_alive();
-                if h.state != STATE_READY {
-                    info.problem = Some(format!("not ready (state {})", h.state));
-                } else if h.total_size != info.file_size {
-                    info.problem = Some(format!(
-                        "header says {} bytes, file has {}",
-                        h.total_size, info.file_size
-                    ));
+        Ok((n, size, age)) => {
+            info.file_size = size;
+            info.age = age.or(info.age);
+            if n < HEADER_SIZE {
+                info.problem = Some(format!("only {n} bytes, shorter than a header"));
+            } else {
+                match HeaderSnapshot::from_bytes(&buf) {
+                    Some(h) if h.magic == MAGIC => {
+                        info.creator_alive = h.creator.is_alive();
+                        info.problem = match h.state {
+                            STATE_READY if h.total_size != size => Some(format!(
+                                "header says {} bytes, file has {size}",
+                                h.total_size
+                            )),
+                            STATE_READY => None,
+                            STATE_INITIALISING if info.creator_alive => {
+                                Some("being initialised".into())
+                            }
+                            STATE_INITIALISING => Some("creator died while initialising".into()),
+                            STATE_FAILED => Some("creator failed to initialise it".into()),
+                            s => Some(format!("unknown state {s}")),
+                        };
+                        info.header = Some(h);
+                    }
+                    _ => info.problem = Some("bad magic: not a shmkit segment".into()),
                 }
-                info.header = Some(h);
             }
-            _ => info.problem = Some("bad magic: not a shmkit segment".into()),
-        },
+        }
     }
     info
 }

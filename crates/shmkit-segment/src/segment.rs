@@ -138,10 +138,8 @@ impl SegmentOptions {
         let os = os_name(name);
         let fd = sys::shm_open(&os, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, self.mode)
             .map_err(|e| Error::from_open("shm_open", name, e))?;
-        let unlink = UnlinkOnError(Some(os));
-        let seg = self.create_on(fd, Backing::Named(name.to_owned()), total, init)?;
-        std::mem::forget(unlink);
-        Ok(seg)
+        let undo = Undo::ShmUnlink(os);
+        self.create_on(fd, Backing::Named(name.to_owned()), total, undo, init)
     }
 
     /// Creates an anonymous (memfd) segment, runs `init`, publishes it ready.
@@ -152,13 +150,15 @@ impl SegmentOptions {
     /// `TooLarge` or `Io` (`memfd_create` fails with huge pages when none are reserved).
     pub fn create_anonymous(&self, init: impl FnOnce(&Segment)) -> Result<Segment> {
         let total = self.total_size()?;
-        let label = CString::new(format!("shmkit:{}", self.kind)).unwrap_or_default();
+        let label = memfd_label(self.kind);
         let fd = sys::memfd_create(&label, self.huge_pages)
             .map_err(|e| Error::io("memfd_create", "memfd", e))?;
-        self.create_on(fd, Backing::Anonymous, total, init)
+        self.create_on(fd, Backing::Anonymous, total, Undo::Nothing, init)
     }
 
     /// Creates a file-backed segment at `path` (which must not exist).
+    ///
+    /// If `init` panics the segment is marked failed and the file removed.
     ///
     /// # Errors
     /// `AlreadyExists`, `PermissionDenied`, `TooLarge`, or `Io`.
@@ -168,19 +168,26 @@ impl SegmentOptions {
         let c = path_cstring(path, &desc)?;
         let fd = sys::open(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, self.mode)
             .map_err(|e| Error::from_open("open", &desc, e))?;
-        let remove = RemoveFileOnError(Some(c));
-        let seg = self.create_on(fd, Backing::File(path.to_owned()), total, init)?;
-        std::mem::forget(remove);
-        Ok(seg)
+        let undo = Undo::RemoveFile(c);
+        self.create_on(fd, Backing::File(path.to_owned()), total, undo, init)
     }
 
+    /// Sizes, maps and initialises a freshly created object.
+    ///
+    /// Order matters for openers and for `shmkit gc`: the header (with the creator's
+    /// pid) is written right after the mapping exists, *before* the slow part
+    /// (reserving and prefaulting pages, running `init`), so that the window in which a
+    /// file exists without a readable header is a few system calls long.
     fn create_on(
         &self,
         fd: OwnedFd,
         backing: Backing,
         total: u64,
+        undo: Undo,
         init: impl FnOnce(&Segment),
     ) -> Result<Segment> {
+        // Until the Segment exists, `undo` removes the half-made name on any error.
+        let undo = UndoOnDrop(undo);
         let desc = describe(&backing, self.kind);
         if self.mode != 0o600 && backing != Backing::Anonymous {
             // The umask may have removed bits: set exactly what was asked.
@@ -190,15 +197,19 @@ impl SegmentOptions {
         if backing == Backing::Anonymous && !self.huge_pages {
             sys::seal_size(fd.as_fd()).map_err(|e| Error::io("fcntl(F_ADD_SEALS)", &desc, e))?;
         }
-        if self.prefault && !self.huge_pages {
-            sys::fallocate(fd.as_fd(), total).map_err(|e| Error::io("fallocate", &desc, e))?;
-        }
         let map = self.map(&fd, total, &desc)?;
         let seg = Segment::from_parts(map, fd, backing, total, true);
+        // From here on the Segment's own drop removes a named segment (if the name still
+        // refers to it), and `Failed` removes a file and marks the header failed.
+        undo.disarm();
         let creator = ProcessId::current();
         seg.header()
             .begin_init(self.kind, self.kind_version, total, creator);
-        let failed = FailOnUnwind(seg.header());
+        let failed = FailOnDrop(&seg);
+        if self.prefault && !self.huge_pages {
+            sys::fallocate(seg.as_fd(), total).map_err(|e| Error::io("fallocate", &desc, e))?;
+            seg.populate();
+        }
         init(&seg);
         std::mem::forget(failed);
         seg.header().publish_ready();
@@ -207,17 +218,16 @@ impl SegmentOptions {
         Ok(seg)
     }
 
+    /// Maps `len` bytes of `fd`, shared, read-write. Never prefaults: a creator
+    /// prefaults after writing the header, an opener after validating it (so a hostile
+    /// file's size cannot make us allocate memory).
     fn map(&self, fd: &OwnedFd, len: u64, desc: &str) -> Result<memmap2::MmapRaw> {
         let len = usize::try_from(len).map_err(|_| Error::TooLarge {
             requested: len,
             max: MAX_SEGMENT_SIZE,
         })?;
-        let mut opts = memmap2::MmapOptions::new();
-        opts.len(len);
-        if self.prefault {
-            opts.populate();
-        }
-        let map = opts
+        let map = memmap2::MmapOptions::new()
+            .len(len)
             .map_raw(fd.as_raw_fd())
             .map_err(|e| Error::io("mmap", desc, e))?;
         if self.huge_pages {
@@ -336,6 +346,9 @@ impl SegmentOptions {
                 )
             })?;
         seg.inner.set_snapshot(snap);
+        if self.prefault {
+            seg.populate();
+        }
         Ok(seg)
     }
 }
@@ -392,32 +405,62 @@ fn path_cstring(path: &Path, desc: &str) -> Result<CString> {
     })
 }
 
-/// Unlinks a half-created named segment if creation fails.
-struct UnlinkOnError(Option<CString>);
-impl Drop for UnlinkOnError {
+/// The label of an anonymous segment's memfd (shown in `/proc/<pid>/fd`).
+fn memfd_label(kind: Kind) -> CString {
+    let mut label = *b"shmkit:????\0";
+    for (dst, b) in label[7..11].iter_mut().zip(kind.tag()) {
+        if b.is_ascii_graphic() {
+            *dst = b;
+        }
+    }
+    CString::from_vec_with_nul(label.to_vec()).unwrap_or_default()
+}
+
+/// How to remove a half-created object whose `Segment` does not exist yet.
+enum Undo {
+    Nothing,
+    ShmUnlink(CString),
+    RemoveFile(CString),
+}
+
+/// Runs an [`Undo`] when dropped, unless disarmed.
+struct UndoOnDrop(Undo);
+
+impl UndoOnDrop {
+    fn disarm(mut self) {
+        self.0 = Undo::Nothing;
+    }
+}
+
+impl Drop for UndoOnDrop {
     fn drop(&mut self) {
-        if let Some(n) = self.0.take() {
-            let _ = sys::shm_unlink(&n);
+        match std::mem::replace(&mut self.0, Undo::Nothing) {
+            Undo::Nothing => {}
+            Undo::ShmUnlink(n) => {
+                let _ = sys::shm_unlink(&n);
+            }
+            Undo::RemoveFile(p) => {
+                let _ = sys::unlink(&p);
+            }
         }
     }
 }
 
-/// Removes a half-created file segment if creation fails.
-struct RemoveFileOnError(Option<CString>);
-impl Drop for RemoveFileOnError {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            // SAFETY: `p` is a valid NUL-terminated path.
-            unsafe { libc::unlink(p.as_ptr()) };
-        }
-    }
-}
+/// Marks the header failed if creation does not finish (an error or a panic in
+/// `init`), and removes a file-backed segment's file (a named one is unlinked by the
+/// `Segment`'s drop).
+struct FailOnDrop<'a>(&'a Segment);
 
-/// Marks the header failed if the initialiser unwinds.
-struct FailOnUnwind<'a>(&'a Header);
-impl Drop for FailOnUnwind<'_> {
+impl Drop for FailOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.publish_failed();
+        self.0.header().publish_failed();
+        if let Backing::File(path) = self.0.backing() {
+            if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
+                if same_file(&self.0.inner.fd, &c) {
+                    let _ = sys::unlink(&c);
+                }
+            }
+        }
     }
 }
 
@@ -683,6 +726,28 @@ impl Segment {
     /// A short human description: name, path, or `memfd:<kind>`.
     pub fn describe(&self) -> String {
         describe(&self.inner.backing, self.info().kind)
+    }
+
+    /// Faults every page in, writable, so first use does not fault: one
+    /// `MADV_POPULATE_WRITE` (Linux 5.14+), or a read of every page on older kernels.
+    /// Best effort: errors are ignored (the pages then fault in on first use).
+    fn populate(&self) {
+        if self
+            .inner
+            .map
+            .advise(memmap2::Advice::PopulateWrite)
+            .is_ok()
+        {
+            return;
+        }
+        let base = self.inner.map.as_ptr();
+        for off in (0..self.inner.map.len()).step_by(4096) {
+            let p = base.wrapping_add(off);
+            // SAFETY: `off` < the mapping's length, so `p` is in bounds of the live
+            // mapping; a volatile read of a byte of shared memory is fine whatever other
+            // processes write there (u8 is valid for every bit pattern).
+            let _ = unsafe { std::ptr::read_volatile(p) };
+        }
     }
 
     pub(crate) fn stat(&self) -> Result<sys::Stat> {

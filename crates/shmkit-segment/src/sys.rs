@@ -31,6 +31,12 @@ pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
 }
 
+/// `unlink(path)`.
+pub(crate) fn unlink(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
 /// `open(path, flags | O_CLOEXEC, mode)`.
 pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     // SAFETY: `path` is a valid NUL-terminated string that outlives the call.

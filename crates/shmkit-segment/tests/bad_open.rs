@@ -43,17 +43,29 @@ fn a_good_file_opens() {
     let dir = TempDir::new("good");
     let p = good_file(&dir);
     let s = open_file(&p).unwrap();
-    assert_eq!((s.kind(), s.info().kind_version, s.data_len()), (QUEUE, 2, 4096));
+    assert_eq!(
+        (s.kind(), s.info().kind_version, s.data_len()),
+        (QUEUE, 2, 4096)
+    );
 }
 
 #[test]
 fn missing_name_is_not_found() {
     let name = common::unique_name("missing");
     let e = Segment::open(&name, QUEUE).unwrap_err();
-    assert!(matches!(&e, Error::NotFound { segment } if *segment == name), "{e:?}");
-    assert!(matches!(shmkit_segment::unlink(&name), Err(Error::NotFound { .. })));
+    assert!(
+        matches!(&e, Error::NotFound { segment } if *segment == name),
+        "{e:?}"
+    );
+    assert!(matches!(
+        shmkit_segment::unlink(&name),
+        Err(Error::NotFound { .. })
+    ));
     let dir = TempDir::new("missing");
-    assert!(matches!(open_file(&dir.join("nope")), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        open_file(&dir.join("nope")),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -62,7 +74,14 @@ fn wrong_kind() {
     let _s = Segment::create(&name, QUEUE, 64).unwrap();
     let e = Segment::open(&name, LOCK).unwrap_err();
     assert!(
-        matches!(e, Error::WrongKind { expected: LOCK, found: QUEUE, .. }),
+        matches!(
+            e,
+            Error::WrongKind {
+                expected: LOCK,
+                found: QUEUE,
+                ..
+            }
+        ),
         "{e:?}"
     );
 }
@@ -121,7 +140,10 @@ fn truncated_file() {
         "{e:?}"
     );
     f.set_len(0).unwrap();
-    assert!(matches!(open_file(&p), Err(Error::Truncated { found: 0, .. })));
+    assert!(matches!(
+        open_file(&p),
+        Err(Error::Truncated { found: 0, .. })
+    ));
 }
 
 #[test]
@@ -130,7 +152,10 @@ fn garbage_header_is_corrupt() {
     let p = good_file(&dir);
     patch(&p, 0, b"NOTSHMKT and then some more garbage");
     let e = open_file(&p).unwrap_err();
-    assert!(matches!(&e, Error::Corrupt { reason, .. } if reason.contains("magic")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Corrupt { reason, .. } if reason.contains("magic")),
+        "{e:?}"
+    );
 
     // Right magic, impossible state.
     let p = dir.join("state");
@@ -173,8 +198,10 @@ fn creator_killed_during_init_is_reported_dead() {
     let _c = Cleanup(name.clone());
     let child = fork(|| {
         let _ = SegmentOptions::new(QUEUE, 4096).create(&name, |_| {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
             // SAFETY: kill takes a pid and a signal by value; we kill ourselves.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            unsafe { libc::kill(me, libc::SIGKILL) };
         });
         1
     });
@@ -188,7 +215,10 @@ fn creator_killed_during_init_is_reported_dead() {
         matches!(e, Error::CreatorDied { pid, .. } if i64::from(pid) == i64::from(child)),
         "{e:?}"
     );
-    assert!(t.elapsed() < Duration::from_secs(30), "reported without waiting out the timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "reported without waiting out the timeout"
+    );
 }
 
 #[test]
@@ -257,14 +287,19 @@ fn panicking_initialiser_is_creator_failed() {
 fn invalid_names() {
     let long = "x".repeat(shmkit_segment::MAX_NAME_LEN + 1);
     let opts = SegmentOptions::new(QUEUE, 64);
-    for bad in ["", "a/b", "/abs", ".hidden", "..", "sp ace", "nul\0", "é", "tab\t", &long] {
+    for bad in [
+        "", "a/b", "/abs", ".hidden", "..", "sp ace", "nul\0", "é", "tab\t", &long,
+    ] {
         for r in [
             opts.create(bad, |_| {}).map(drop),
             opts.open(bad).map(drop),
             opts.open_or_create(bad, |_| {}).map(drop),
             shmkit_segment::unlink(bad),
         ] {
-            assert!(matches!(r, Err(Error::InvalidName { .. })), "{bad:?}: {r:?}");
+            assert!(
+                matches!(r, Err(Error::InvalidName { .. })),
+                "{bad:?}: {r:?}"
+            );
         }
     }
     let ok = "x".repeat(shmkit_segment::MAX_NAME_LEN);
@@ -279,9 +314,14 @@ fn already_exists() {
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
     let dir = TempDir::new("exists");
     let p = good_file(&dir);
-    let e = SegmentOptions::new(QUEUE, 64).create_file(&p, |_| {}).unwrap_err();
+    let e = SegmentOptions::new(QUEUE, 64)
+        .create_file(&p, |_| {})
+        .unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
-    assert!(open_file(&p).is_ok(), "the failed create left the file alone");
+    assert!(
+        open_file(&p).is_ok(),
+        "the failed create left the file alone"
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! a generous timeout, unique names and scratch directories.
 #![allow(dead_code, unreachable_pub)]
 
+use shmkit_segment::shim::atomic::{AtomicU32, Ordering};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long any test waits for a child before declaring it hung (generous: CI is slow).
