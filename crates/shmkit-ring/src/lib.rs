@@ -1,3 +1,13 @@
-//! shmkit's `ring` layer. Not built yet: see the open issue for it and
-//! `docs/architecture.md` for where it sits in the stack.
-#![forbid(unsafe_code)]
+//! Lock-free rings over raw shared memory.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod config;
+pub mod error;
+pub mod owner;
+pub mod raw;
+mod role;
+pub mod spsc;
+
+pub use config::{RingConfig, RingKind, MAX_BYTES, MAX_SLOTS, MAX_SLOT_SIZE, MIN_BYTES};
+pub use error::{Error, Result};
+pub use owner::OwnerId;

@@ -1,0 +1,473 @@
+//! The shared layout (header, slot control words) and [`Mem`], the one place that
+//! turns raw pointers into the header, slot words and payload bytes.
+//!
+//! Everything unsafe about addressing shared memory lives here; the algorithms in
+//! `spsc`, `mpmc` and `bytes` only pass indices they have already masked or
+//! bounds-checked.
+
+use crate::config::{RingConfig, RingKind};
+use crate::error::{Error, Result};
+use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
+use shmkit_segment::shim::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// `"SHRG"` little-endian: the first word of every ring header.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"SHRG");
+/// Layout version of the ring header and data areas (see `docs/ring.md`).
+pub const VERSION: u32 = 1;
+/// Bytes of [`RingHeader`].
+pub const HEADER_SIZE: usize = 384;
+/// Bytes of the control words in front of each MPMC slot.
+pub const SLOT_CTL_SIZE: usize = 16;
+
+/// One 128-byte line (two 64-byte lines, so adjacent-line prefetch does not make
+/// neighbours share).
+#[derive(Debug, Default)]
+#[repr(C, align(128))]
+pub struct CacheLine<T>(pub T);
+
+/// The read-mostly first line of a ring header.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Meta {
+    /// [`MAGIC`] once initialised (stored last, with Release).
+    pub(crate) magic: AtomicU32,
+    /// [`VERSION`].
+    pub(crate) version: AtomicU32,
+    /// [`RingKind`] as `u32`.
+    pub(crate) kind: AtomicU32,
+    /// Reserved, 0.
+    pub(crate) flags: AtomicU32,
+    /// Slots, or bytes of a byte ring.
+    pub(crate) capacity: AtomicU64,
+    /// Bytes per slot; 0 for a byte ring.
+    pub(crate) slot_size: AtomicU64,
+    /// Owner id of the producer end (SPSC and byte ring), 0 = none.
+    pub(crate) producer: AtomicU64,
+    /// Owner id of the consumer end (SPSC and byte ring), 0 = none.
+    pub(crate) consumer: AtomicU64,
+}
+
+/// The header in front of every ring: a read-mostly line, then the producer's index
+/// (`tail`) and the consumer's index (`head`), each on its own 128-byte line.
+///
+/// `#[repr(C)]`, 384 bytes, 128-byte aligned; made only of atomics. See
+/// `docs/ring.md` for the byte layout.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct RingHeader {
+    pub(crate) meta: CacheLine<Meta>,
+    /// Next position to write; monotonic, never masked in memory.
+    pub(crate) tail: CacheLine<AtomicU64>,
+    /// Next position to read; monotonic, never masked in memory.
+    pub(crate) head: CacheLine<AtomicU64>,
+}
+
+shmkit_segment::assert_layout!(Meta, size = 48, align = 8,
+    magic @ 0, version @ 4, kind @ 8, flags @ 12, capacity @ 16, slot_size @ 24,
+    producer @ 32, consumer @ 40);
+shmkit_segment::assert_layout!(RingHeader, size = 384, align = 128,
+    meta @ 0, tail @ 128, head @ 256);
+
+/// Control words of one MPMC slot: its stamp (position << 3 | state) and the owner id
+/// of the handle holding the slot's claim lock (0 = free). See `mpmc`.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct SlotCtl {
+    pub(crate) stamp: AtomicU64,
+    pub(crate) owner: AtomicU64,
+}
+
+shmkit_segment::assert_layout!(SlotCtl, size = 16, align = 8, stamp @ 0, owner @ 8);
+
+// SAFETY: repr(C) of atomics only (valid for every bit pattern, no Drop, mutated only
+// atomically); padding bytes of `CacheLine` are never read.
+#[cfg(not(shmkit_loom))]
+unsafe impl shmkit_segment::Shared for RingHeader {}
+// SAFETY: as above: two atomic integers.
+#[cfg(not(shmkit_loom))]
+unsafe impl shmkit_segment::Shared for SlotCtl {}
+
+impl RingHeader {
+    /// A zeroed header, as a fresh mapping holds it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Initialises a zeroed header for `cfg`; [`MAGIC`] is stored last with Release
+    /// (paired with the Acquire load in [`RingHeader::validate`]).
+    pub(crate) fn init(&self, cfg: &RingConfig) {
+        let m = &self.meta.0;
+        // Relaxed: published by the Release store of `magic` below.
+        m.version.store(VERSION, Ordering::Relaxed);
+        m.kind.store(cfg.kind() as u32, Ordering::Relaxed);
+        m.flags.store(0, Ordering::Relaxed);
+        m.capacity.store(cfg.cap_u64(), Ordering::Relaxed);
+        m.slot_size.store(cfg.slot_size() as u64, Ordering::Relaxed);
+        m.producer.store(0, Ordering::Relaxed);
+        m.consumer.store(0, Ordering::Relaxed);
+        self.tail.0.store(0, Ordering::Relaxed);
+        self.head.0.store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire load of `magic` in `validate`.
+        m.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// Reads and checks the header: magic, version, kind, and a sane shape.
+    pub(crate) fn validate(&self, kind: RingKind) -> Result<RingConfig> {
+        let m = &self.meta.0;
+        // Acquire: pairs with the Release store of `magic` in `init`.
+        let magic = m.magic.load(Ordering::Acquire);
+        if magic != MAGIC {
+            return Err(Error::Incompatible {
+                what: "magic (not an initialised ring)",
+                expected: MAGIC.into(),
+                found: magic.into(),
+            });
+        }
+        // Relaxed: made visible by the Acquire above; checked below anyway.
+        let version = m.version.load(Ordering::Relaxed);
+        if version != VERSION {
+            return Err(Error::Incompatible {
+                what: "ring layout version",
+                expected: VERSION.into(),
+                found: version.into(),
+            });
+        }
+        let k = m.kind.load(Ordering::Relaxed);
+        if k != kind as u32 {
+            return Err(Error::Incompatible {
+                what: "ring kind",
+                expected: kind as u64,
+                found: k.into(),
+            });
+        }
+        RingConfig::from_raw(
+            k,
+            m.capacity.load(Ordering::Relaxed),
+            m.slot_size.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What keeps a ring's memory mapped while a handle uses it.
+#[derive(Debug, Clone)]
+enum Keep {
+    /// A segment (mapping) handle.
+    #[cfg(not(shmkit_loom))]
+    Segment(#[allow(dead_code)] shmkit_segment::Segment),
+    /// Heap memory (in-process rings and loom models).
+    Heap(#[allow(dead_code)] Arc<Heap>),
+    /// The caller of an `unsafe` raw constructor promised it stays mapped.
+    Raw,
+}
+
+/// An in-process ring: header, slot control words and payload words on the heap.
+#[derive(Debug)]
+struct Heap {
+    header: RingHeader,
+    ctl: Box<[SlotCtl]>,
+    data: Box<[UnsafeCell<u64>]>,
+}
+
+/// Pointers into one ring's memory, with the validated config copied out of it.
+///
+/// Payload is addressed in *logical bytes* (`slot * data_stride + offset`); the bytes
+/// are `UnsafeCell<u64>` words, so that under loom every word is race-checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Mem {
+    header: NonNull<RingHeader>,
+    ctl: NonNull<u8>,
+    ctl_stride: usize,
+    data: NonNull<UnsafeCell<u64>>,
+    data_stride: usize,
+    cfg: RingConfig,
+    _keep: Keep,
+}
+
+// SAFETY: Mem only hands out shared references to atomics (Sync) and raw payload
+// accesses that the ring protocols synchronise; the pointed-to memory is kept alive
+// by `_keep` (an Arc or a Segment, both Send + Sync) or by the raw constructor's
+// caller, so it may move to and be used from another thread.
+unsafe impl Send for Mem {}
+// SAFETY: as for Send: all shared access goes through atomics or protocol-guarded cells.
+unsafe impl Sync for Mem {}
+
+impl Mem {
+    /// A new ring of `cfg` on the heap, initialised.
+    pub(crate) fn new_heap(cfg: &RingConfig) -> Mem {
+        let (ctl_len, words) = match cfg.kind() {
+            RingKind::Mpmc => (cfg.capacity(), cfg.capacity() * cfg.slot_size() / 8),
+            RingKind::Spsc => (0, cfg.capacity() * cfg.slot_size() / 8),
+            RingKind::Bytes => (0, cfg.capacity() / 8),
+        };
+        let heap = Arc::new(Heap {
+            header: RingHeader::new(),
+            ctl: (0..ctl_len).map(|_| SlotCtl::default()).collect(),
+            data: (0..words).map(|_| UnsafeCell::new(0)).collect(),
+        });
+        let mem = Mem {
+            header: NonNull::from(&heap.header),
+            ctl: NonNull::from(&*heap.ctl).cast(),
+            ctl_stride: std::mem::size_of::<SlotCtl>(),
+            data: NonNull::from(&*heap.data).cast(),
+            data_stride: cfg.slot_size(),
+            cfg: *cfg,
+            _keep: Keep::Heap(heap),
+        };
+        mem.init_slots();
+        mem.header().init(cfg);
+        mem
+    }
+
+    /// Initialises a ring of `cfg` in zeroed memory at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for as long as any
+    /// handle made from it lives, and no handle may be using a ring there.
+    pub(crate) unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
+        // SAFETY: forwarded from the caller.
+        let mem = unsafe { Self::map_raw(ptr, len, *cfg, Keep::Raw) }?;
+        mem.init_slots();
+        mem.header().init(cfg);
+        Ok(())
+    }
+
+    /// Attaches to an initialised ring of kind `kind` at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for as long as the
+    /// returned `Mem` (and its clones) live; other processes may write it.
+    pub(crate) unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, kind: RingKind) -> Result<Mem> {
+        check_place(ptr, len, HEADER_SIZE)?;
+        // SAFETY: aligned and in bounds (checked just above), valid per the caller;
+        // RingHeader is all atomics, valid for any bit pattern.
+        let header = unsafe { &*ptr.as_ptr().cast::<RingHeader>() };
+        let cfg = header.validate(kind)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::map_raw(ptr, len, cfg, Keep::Raw) }
+    }
+
+    /// Initialises a ring of `cfg` in `region` of `seg`.
+    #[cfg(not(shmkit_loom))]
+    pub(crate) fn init_segment(
+        seg: &shmkit_segment::Segment,
+        region: shmkit_segment::layout::ByteRegion,
+        cfg: &RingConfig,
+    ) -> Result<()> {
+        let ptr = region.ptr(seg)?;
+        // SAFETY: `ptr..ptr+region.len()` is inside the mapping of `seg`
+        // (bounds-checked by `ByteRegion::ptr`); the caller of the public init owns it.
+        unsafe { Self::init_raw(ptr, region.len(), cfg) }
+    }
+
+    /// Attaches to the ring of kind `kind` in `region` of `seg`, keeping `seg` mapped.
+    #[cfg(not(shmkit_loom))]
+    pub(crate) fn attach_segment(
+        seg: &shmkit_segment::Segment,
+        region: shmkit_segment::layout::ByteRegion,
+        kind: RingKind,
+    ) -> Result<Mem> {
+        let ptr = region.ptr(seg)?;
+        // SAFETY: the range is inside the mapping of `seg` (bounds-checked by
+        // `ByteRegion::ptr`), which the returned Mem keeps alive through its clone.
+        let mut mem = unsafe { Self::attach_raw(ptr, region.len(), kind) }?;
+        mem._keep = Keep::Segment(seg.clone());
+        Ok(mem)
+    }
+
+    /// # Safety
+    /// As [`Mem::attach_raw`].
+    unsafe fn map_raw(ptr: NonNull<u8>, len: usize, cfg: RingConfig, keep: Keep) -> Result<Mem> {
+        check_place(ptr, len, cfg.size())?;
+        // SAFETY: HEADER_SIZE <= cfg.size() <= len: in bounds of the caller's range.
+        let area = unsafe { ptr.as_ptr().add(HEADER_SIZE) };
+        let (ctl_stride, data_off, data_stride) = match cfg.kind() {
+            RingKind::Mpmc => {
+                let s = SLOT_CTL_SIZE + cfg.slot_size();
+                (s, SLOT_CTL_SIZE, s)
+            }
+            _ => (0, 0, cfg.slot_size()),
+        };
+        // SAFETY: data_off <= 16 < data_len (capacity >= 1 slot of >= 8 bytes, or a
+        // byte ring of >= 16 bytes), so still inside the caller's range.
+        let data = unsafe { area.add(data_off) };
+        Ok(Mem {
+            header: ptr.cast(),
+            ctl: NonNull::new(area).ok_or(Error::Config { what: "null ring" })?,
+            ctl_stride,
+            data: NonNull::new(data.cast()).ok_or(Error::Config { what: "null ring" })?,
+            data_stride,
+            cfg,
+            _keep: keep,
+        })
+    }
+
+    /// Writes every MPMC slot's initial stamp (position i, EMPTY) and a free owner.
+    fn init_slots(&self) {
+        if self.cfg.kind() != RingKind::Mpmc {
+            return;
+        }
+        for i in 0..self.cfg.capacity() {
+            let c = self.ctl(i);
+            // Relaxed: published by the Release store of the header's magic.
+            c.stamp.store((i as u64) << 3, Ordering::Relaxed);
+            c.owner.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The validated configuration (a private copy; never re-read from shared memory).
+    #[inline]
+    pub(crate) fn cfg(&self) -> &RingConfig {
+        &self.cfg
+    }
+
+    /// The ring header.
+    #[inline]
+    pub(crate) fn header(&self) -> &RingHeader {
+        // SAFETY: `header` points at an aligned RingHeader (checked at construction)
+        // kept alive by `_keep` or the raw constructor's contract; RingHeader is all
+        // atomics, so a shared reference is sound while other processes write it.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The control words of MPMC slot `i`.
+    ///
+    /// # Panics
+    /// In debug builds, if `i` is not below the capacity (callers mask it).
+    #[inline]
+    pub(crate) fn ctl(&self, i: usize) -> &SlotCtl {
+        debug_assert!(i < self.cfg.capacity() && self.cfg.kind() == RingKind::Mpmc);
+        let i = i & (self.cfg.capacity() - 1);
+        // SAFETY: i < capacity (masked just above), so the offset lies within the
+        // capacity * ctl_stride bytes of the slot area.
+        let p = unsafe { self.ctl.as_ptr().add(i * self.ctl_stride) };
+        // SAFETY: `p` is 8-aligned (area 128-aligned, stride a multiple of 8) and in
+        // bounds; SlotCtl is two atomics, valid for every bit pattern.
+        unsafe { &*p.cast::<SlotCtl>() }
+    }
+
+    /// Word index of logical byte `off` of slot `slot`; checks it is in bounds.
+    #[inline]
+    fn word(&self, slot: usize, off: usize, len: usize) -> usize {
+        let limit = match self.cfg.kind() {
+            RingKind::Bytes => self.cfg.capacity(),
+            _ => self.cfg.slot_size(),
+        };
+        assert!(
+            slot < self.cfg.capacity().max(1) && off <= limit && len <= limit - off,
+            "ring payload access out of bounds (a bug in shmkit-ring)"
+        );
+        (slot * self.data_stride + off) / 8
+    }
+
+    /// Copies `src` into slot `slot` at byte `off` (`off` a multiple of 8 under loom).
+    ///
+    /// # Safety
+    /// The ring protocol must give the caller exclusive access to those bytes.
+    ///
+    /// # Panics
+    /// If the range is outside the slot (callers validate first; a panic here is a bug).
+    #[inline]
+    pub(crate) unsafe fn write(&self, slot: usize, off: usize, src: &[u8]) {
+        let w = self.word(slot, off, src.len());
+        #[cfg(not(shmkit_loom))]
+        {
+            // SAFETY: `word` checked the range lies in the data area.
+            let p = unsafe { self.data.as_ptr().add(w) }.cast::<u8>();
+            // SAFETY: `off % 8` < 8 stays within word `w` of the checked range.
+            let p = unsafe { p.add(off % 8) };
+            // SAFETY: in bounds (checked), `src` is local memory so no overlap; the
+            // caller holds exclusive access per the ring protocol.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        }
+        #[cfg(shmkit_loom)]
+        {
+            assert_eq!(off % 8, 0);
+            for (k, chunk) in src.chunks(8).enumerate() {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: in bounds (checked by `word`).
+                let cell = unsafe { &*self.data.as_ptr().add(w + k) };
+                // SAFETY: exclusive per the caller's contract; loom checks it.
+                cell.with_mut(|p| unsafe { *p = u64::from_ne_bytes(b) });
+            }
+        }
+    }
+
+    /// Copies bytes at `off` of slot `slot` into `dst`.
+    ///
+    /// # Safety
+    /// The ring protocol must guarantee no one writes those bytes meanwhile.
+    ///
+    /// # Panics
+    /// If the range is outside the slot (a bug: callers validate first).
+    #[inline]
+    pub(crate) unsafe fn read(&self, slot: usize, off: usize, dst: &mut [u8]) {
+        let w = self.word(slot, off, dst.len());
+        #[cfg(not(shmkit_loom))]
+        {
+            // SAFETY: `word` checked the range lies in the data area.
+            let p = unsafe { self.data.as_ptr().add(w) }.cast::<u8>();
+            // SAFETY: `off % 8` < 8 stays within word `w` of the checked range.
+            let p = unsafe { p.add(off % 8) };
+            // SAFETY: in bounds (checked); `dst` is local memory, no overlap; the
+            // caller's protocol keeps writers away.
+            unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        }
+        #[cfg(shmkit_loom)]
+        {
+            assert_eq!(off % 8, 0);
+            for (k, chunk) in dst.chunks_mut(8).enumerate() {
+                // SAFETY: in bounds (checked by `word`).
+                let cell = unsafe { &*self.data.as_ptr().add(w + k) };
+                // SAFETY: no concurrent writer per the caller's contract; loom checks it.
+                let v = cell.with(|p| unsafe { *p });
+                chunk.copy_from_slice(&v.to_ne_bytes()[..chunk.len()]);
+            }
+        }
+    }
+
+    /// Reads the 8-byte word at logical byte `off` of slot `slot` (byte-ring headers).
+    ///
+    /// # Safety
+    /// As [`Mem::read`].
+    #[inline]
+    pub(crate) unsafe fn read_word(&self, slot: usize, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        // SAFETY: forwarded from the caller.
+        unsafe { self.read(slot, off, &mut b) };
+        u64::from_ne_bytes(b)
+    }
+
+    /// A raw pointer to byte `off` of slot `slot`, for zero-copy access of `len` bytes.
+    ///
+    /// # Panics
+    /// If the range is outside the slot.
+    #[cfg(not(shmkit_loom))]
+    #[inline]
+    pub(crate) fn ptr(&self, slot: usize, off: usize, len: usize) -> *mut u8 {
+        let w = self.word(slot, off, len);
+        // SAFETY: `word` checked the range lies in the data area.
+        let p = unsafe { self.data.as_ptr().add(w) }.cast::<u8>();
+        // SAFETY: `off % 8` < 8 stays within the checked range.
+        unsafe { p.add(off % 8) }
+    }
+}
+
+/// Checks that `ptr` is 128-byte aligned and `len >= need`.
+fn check_place(ptr: NonNull<u8>, len: usize, need: usize) -> Result<()> {
+    if ptr.as_ptr() as usize % 128 != 0 {
+        return Err(Error::Config {
+            what: "ring memory must be 128-byte aligned",
+        });
+    }
+    if len < need {
+        return Err(Error::Incompatible {
+            what: "ring memory length",
+            expected: need as u64,
+            found: len as u64,
+        });
+    }
+    Ok(())
+}

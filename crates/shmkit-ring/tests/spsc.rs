@@ -1,0 +1,104 @@
+//! API tests of the SPSC ring: heap, segment and raw placement, batch, zero-copy,
+//! corruption and role claims.
+#![cfg(not(shmkit_loom))]
+#![allow(clippy::unwrap_used)]
+
+use shmkit_ring::{spsc, Error, RingConfig};
+use shmkit_segment::{layout::Layout, Kind, Segment};
+
+#[test]
+fn fifo_full_empty_and_batches() {
+    let (mut tx, mut rx) = spsc::new(&RingConfig::spsc_of::<u32>(4).unwrap()).unwrap();
+    assert!(matches!(rx.try_pop::<u32>(), Err(Error::Empty)));
+    for i in 0..4u32 {
+        tx.try_push(i).unwrap();
+    }
+    assert!(matches!(tx.try_push(9u32), Err(Error::Full(9))));
+    assert_eq!(rx.try_pop::<u32>().unwrap(), 0);
+    assert_eq!(tx.push_slice(&[10u32, 11, 12]), 1);
+    let mut out = [0u32; 8];
+    assert_eq!(rx.pop_slice(&mut out), 4);
+    assert_eq!(&out[..4], &[1, 2, 3, 10]);
+    assert!(matches!(
+        tx.try_push(1u128),
+        Err(Error::TooLarge { len: 16, max: 8 })
+    ));
+}
+
+#[test]
+fn zero_copy_reserve_commit_peek_release() {
+    let (mut tx, mut rx) = spsc::new(&RingConfig::spsc(2, 32).unwrap()).unwrap();
+    let mut w = tx.reserve().unwrap();
+    assert_eq!(w.len(), 32);
+    w.write_at(8, b"hello");
+    drop(w); // not committed: nothing published
+    assert!(rx.peek().is_err());
+    let mut w = tx.reserve().unwrap();
+    // SAFETY: the slot is reserved; nobody else touches this ring.
+    unsafe { w.as_mut_slice()[..5].copy_from_slice(b"world") };
+    w.commit();
+    let r = rx.peek().unwrap();
+    let mut b = [0u8; 5];
+    r.read_at(0, &mut b);
+    assert_eq!(&b, b"world");
+    drop(r);
+    let r = rx.peek().unwrap(); // still there
+                                // SAFETY: published and unreleased; the producer follows the protocol.
+    assert_eq!(unsafe { &r.as_slice()[..5] }, b"world");
+    r.release();
+    assert!(rx.peek().is_err());
+}
+
+#[test]
+fn threads_deliver_everything_in_order() {
+    let (mut tx, mut rx) = spsc::new(&RingConfig::spsc_of::<u64>(64).unwrap()).unwrap();
+    const N: u64 = 200_000;
+    let t = std::thread::spawn(move || {
+        let mut i = 0;
+        while i < N {
+            if tx.try_push(i).is_ok() {
+                i += 1;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut next = 0;
+    let mut buf = [0u64; 16];
+    while next < N {
+        let n = rx.pop_slice(&mut buf);
+        for &v in &buf[..n] {
+            assert_eq!(v, next);
+            next += 1;
+        }
+    }
+    t.join().unwrap();
+}
+
+#[test]
+fn segment_placement_roles_and_corruption() {
+    let cfg = RingConfig::spsc_of::<u64>(8).unwrap();
+    let mut l = Layout::new();
+    let _pad = l.add_bytes(8, 8).unwrap();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    assert!(
+        spsc::Producer::attach(&seg, region).is_err(),
+        "not initialised"
+    );
+    spsc::init(&seg, region, &cfg).unwrap();
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    let mut rx = spsc::Consumer::attach(&seg, region).unwrap();
+    // Same process: the role is ours already, so a second attach is allowed (the
+    // role guards against other live processes, not against this one).
+    assert!(rx.is_producer_alive() && tx.is_consumer_alive());
+    tx.try_push(5u64).unwrap();
+    assert_eq!(rx.try_pop::<u64>().unwrap(), 5);
+    // Corrupt the tail: 1000 ahead of head in a ring of 8.
+    let tail: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(region.offset() + 128).unwrap();
+    tail.store(1001, shmkit_segment::shim::atomic::Ordering::Relaxed);
+    assert!(matches!(rx.try_pop::<u64>(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.len(), Err(Error::Corrupt { .. })));
+    drop(tx);
+    assert!(!rx.is_producer_alive());
+}
