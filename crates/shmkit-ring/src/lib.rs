@@ -3,6 +3,7 @@
 
 mod config;
 pub mod error;
+pub mod mpmc;
 pub mod owner;
 pub mod raw;
 mod role;

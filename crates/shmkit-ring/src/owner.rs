@@ -54,8 +54,36 @@ impl OwnerId {
     }
 }
 
-/// Decides whether the owner named by a packed id still runs.
-pub type Liveness = fn(OwnerId) -> bool;
+/// Decides whether the owner named by a packed id still runs: [`process_alive`] by
+/// default; models and tests substitute their own (threads standing in for processes).
+#[derive(Clone, Default)]
+pub struct Liveness(Option<std::sync::Arc<dyn Fn(OwnerId) -> bool + Send + Sync>>);
+
+impl Liveness {
+    /// A custom check.
+    #[doc(hidden)]
+    pub fn custom(f: impl Fn(OwnerId) -> bool + Send + Sync + 'static) -> Self {
+        Liveness(Some(std::sync::Arc::new(f)))
+    }
+
+    /// Whether `id` still runs.
+    pub fn is_alive(&self, id: OwnerId) -> bool {
+        match &self.0 {
+            None => process_alive(id),
+            Some(f) => f(id),
+        }
+    }
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_none() {
+            "Liveness(process)"
+        } else {
+            "Liveness(custom)"
+        })
+    }
+}
 
 /// The real check: a live, non-zombie process with that pid whose start time matches
 /// (reads `/proc/<pid>/stat`, about 10 µs: slow paths only).

@@ -1,0 +1,573 @@
+//! Bounded multi-producer multi-consumer ring of fixed-size slots, crash tolerant.
+//!
+//! Vyukov-style: every slot carries a *stamp* — the position it is ready for, shifted
+//! left by 3, or'ed with a state — so producers and consumers at position `p` of slot
+//! `p & mask` agree on whose turn it is without touching each other's index:
+//!
+//! ```text
+//! EMPTY(p) --producer--> WRITING(p) --> FULL(p) --consumer--> READING(p) --> EMPTY(p+cap)
+//!              \                                    ^
+//!               `--claimant died, peer poisons--> DEAD(p) (consumers skip it)
+//! ```
+//!
+//! Unlike the textbook ring, a position is claimed by locking the *slot*: the claimant
+//! CASes the slot's owner word from 0 to its [`OwnerId`] (pid + start time) and holds
+//! it for the whole transition, moving the shared `tail`/`head` forward only after the
+//! stamp shows the claim. So whoever is inside a slot is always named in it, and a
+//! peer that finds a slot locked and unchanging checks that owner's liveness (slow path
+//! only) and repairs the slot: a dead producer's WRITING becomes DEAD, a dead
+//! consumer's READING becomes EMPTY(p+cap), anything else is just unlocked. Any handle
+//! may advance `tail`/`head` past a position whose stamp shows it claimed ("helping"),
+//! so a claimant that dies before moving an index does not stop the others.
+//!
+//! Guarantee (see `docs/ring.md`): no message is delivered twice; a message whose push
+//! returned `Ok` is never lost, except one a consumer had claimed (READING) when it
+//! died, before its pop returned.
+//!
+//! ```
+//! use shmkit_ring::{mpmc, RingConfig};
+//! let q = mpmc::new(&RingConfig::mpmc_of::<u64>(8)?)?;
+//! let q2 = q.clone(); // another handle to the same ring
+//! q.try_push(1u64).map_err(shmkit_ring::Error::drop_item)?;
+//! q2.try_push(2u64).map_err(shmkit_ring::Error::drop_item)?;
+//! assert_eq!(q2.try_pop::<u64>()?, 1);
+//! assert_eq!(q.try_pop::<u64>()?, 2);
+//! assert!(q.try_pop::<u64>().is_err());
+//! # Ok::<(), shmkit_ring::Error>(())
+//! ```
+
+use crate::config::{RingConfig, RingKind};
+use crate::error::{corrupt, Error, Result};
+use crate::owner::{Liveness, OwnerId};
+use crate::raw::{Mem, SlotCtl};
+use bytemuck::Pod;
+use shmkit_segment::shim::atomic::Ordering;
+use shmkit_segment::shim::spin_loop;
+use std::ptr::NonNull;
+
+/// Stamp state: ready for a producer at the stamp's position.
+const EMPTY: u64 = 0;
+/// Stamp state: a producer holds the slot and is writing it.
+const WRITING: u64 = 1;
+/// Stamp state: published, ready for a consumer.
+const FULL: u64 = 2;
+/// Stamp state: a consumer holds the slot and is reading it.
+const READING: u64 = 3;
+/// Stamp state: its producer died mid-write; consumers discard it.
+const DEAD: u64 = 4;
+const STATE_MASK: u64 = 7;
+
+#[inline]
+const fn mk(pos: u64, state: u64) -> u64 {
+    (pos << 3) | state
+}
+
+/// `lap(stamp) - pos` in the 61-bit position space (positive: the slot is ahead).
+#[inline]
+const fn lap_diff(stamp: u64, pos: u64) -> i64 {
+    // Cast: reinterpreting the wrapped difference as signed is the point.
+    (stamp.wrapping_sub(pos << 3) as i64) >> 3
+}
+
+/// Where a test hook makes an operation stop, as if its process were killed there.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Never (normal operation).
+    Never,
+    /// After locking the slot, before changing its stamp.
+    AfterLock,
+    /// After WRITING/READING, before moving `tail`/`head`.
+    AfterClaim,
+    /// After moving the index, before copying the payload.
+    AfterIndex,
+    /// After the copy, before the final stamp.
+    AfterCopy,
+    /// After the final stamp, before unlocking.
+    BeforeUnlock,
+}
+
+/// Result of waiting on a slot someone else holds.
+enum Waited {
+    /// The slot changed (or was repaired): look again.
+    Changed,
+    /// A live handle holds it: report Full/Empty.
+    Busy,
+}
+
+/// A handle to an MPMC ring: push and pop from any number of threads and processes.
+/// `Clone` makes another handle to the same ring.
+#[derive(Debug, Clone)]
+pub struct Mpmc {
+    mem: Mem,
+    mask: u64,
+    cap: u64,
+    me: OwnerId,
+    liveness: Liveness,
+    spins: u32,
+    crash: CrashPoint,
+}
+
+/// Creates an in-process MPMC ring on the heap (threads, tests, loom models).
+///
+/// # Errors
+/// [`Error::Incompatible`] if `cfg` is not an MPMC config.
+pub fn new(cfg: &RingConfig) -> Result<Mpmc> {
+    kind_is(cfg)?;
+    Ok(Mpmc::from_mem(Mem::new_heap(cfg)))
+}
+
+fn kind_is(cfg: &RingConfig) -> Result<()> {
+    if cfg.kind() != RingKind::Mpmc {
+        return Err(Error::Incompatible {
+            what: "ring kind",
+            expected: RingKind::Mpmc as u64,
+            found: cfg.kind() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Initialises an MPMC ring of `cfg` in `region` of `seg` (reserve it with
+/// [`RingConfig::add_to`]), once, before any handle attaches.
+///
+/// # Errors
+/// As [`crate::spsc::init`].
+#[cfg(not(shmkit_loom))]
+pub fn init(
+    seg: &shmkit_segment::Segment,
+    region: shmkit_segment::layout::ByteRegion,
+    cfg: &RingConfig,
+) -> Result<()> {
+    kind_is(cfg)?;
+    Mem::init_segment(seg, region, cfg)
+}
+
+/// Initialises an MPMC ring of `cfg` in caller-provided memory.
+///
+/// # Errors
+/// As [`crate::spsc::init`].
+///
+/// # Safety
+/// `ptr` must be valid for reads and writes of `len` bytes, and no handle may be using
+/// a ring there.
+pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
+    kind_is(cfg)?;
+    // SAFETY: forwarded from the caller.
+    unsafe { Mem::init_raw(ptr, len, cfg) }
+}
+
+/// Spins before a stuck slot's owner is checked for liveness.
+const SPINS: u32 = if cfg!(shmkit_loom) { 1 } else { 128 };
+/// Wall time a slot must stay unchanged before its owner's liveness is checked.
+#[cfg(not(shmkit_loom))]
+const STUCK_NS: u64 = 50_000;
+
+impl Mpmc {
+    fn from_mem(mem: Mem) -> Self {
+        let cap = mem.cfg().cap_u64();
+        Mpmc {
+            mem,
+            mask: cap - 1,
+            cap,
+            me: OwnerId::current(),
+            liveness: Liveness::default(),
+            spins: SPINS,
+            crash: CrashPoint::Never,
+        }
+    }
+
+    /// Attaches to the MPMC ring in `region` of `seg`.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] if the region holds no MPMC ring; [`Error::Segment`].
+    #[cfg(not(shmkit_loom))]
+    pub fn attach(
+        seg: &shmkit_segment::Segment,
+        region: shmkit_segment::layout::ByteRegion,
+    ) -> Result<Self> {
+        Ok(Self::from_mem(Mem::attach_segment(
+            seg,
+            region,
+            RingKind::Mpmc,
+        )?))
+    }
+
+    /// Attaches to the MPMC ring at `ptr`.
+    ///
+    /// # Errors
+    /// As [`Mpmc::attach`].
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for the lifetime of the
+    /// handle and its clones (other processes may write it).
+    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize) -> Result<Self> {
+        // SAFETY: forwarded from the caller.
+        Ok(Self::from_mem(unsafe {
+            Mem::attach_raw(ptr, len, RingKind::Mpmc)
+        }?))
+    }
+
+    /// Test hook: act as `me`, judge others with `liveness`, stop at `crash`.
+    #[doc(hidden)]
+    pub fn with_identity(mut self, me: OwnerId, liveness: Liveness, crash: CrashPoint) -> Self {
+        self.me = me;
+        self.liveness = liveness;
+        self.crash = crash;
+        self
+    }
+
+    /// Re-reads this process's identity (call in a forked child before using an
+    /// inherited handle; `attach` does it for you).
+    pub fn refresh_identity(&mut self) {
+        self.me = OwnerId::current();
+    }
+
+    /// The ring's configuration.
+    pub fn config(&self) -> &RingConfig {
+        self.mem.cfg()
+    }
+
+    /// Approximate number of items (exact when no operation is in flight).
+    pub fn len(&self) -> usize {
+        let h = self.mem.header();
+        // Relaxed: an approximation; tail first so the difference is rarely negative.
+        let tail = h.tail.0.load(Ordering::Relaxed);
+        let head = h.head.0.load(Ordering::Relaxed);
+        // Cast: clamped to cap <= 2^32.
+        tail.saturating_sub(head).min(self.cap) as usize
+    }
+
+    /// Whether [`Mpmc::len`] is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check_len<T>(&self, len: usize) -> Result<(), Error<T>> {
+        let max = self.mem.cfg().slot_size();
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// Pushes one plain-data value.
+    ///
+    /// # Errors
+    /// [`Error::Full`] with the value (also when the slot at the tail is held by a
+    /// live, slow handle); [`Error::TooLarge`]; [`Error::Corrupt`].
+    pub fn try_push<T: Pod>(&self, item: T) -> Result<(), Error<T>> {
+        self.check_len(std::mem::size_of::<T>())?;
+        self.push_raw(bytemuck::bytes_of(&item))
+            .map_err(|e| e.map_item(|()| item))
+    }
+
+    /// Pushes `bytes` (at most a slot) into one slot.
+    ///
+    /// # Errors
+    /// As [`Mpmc::try_push`].
+    pub fn try_push_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.check_len(bytes.len())?;
+        self.push_raw(bytes)
+    }
+
+    /// Pops one plain-data value.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] (also when the item at the head is still being written by a
+    /// live handle); [`Error::TooLarge`]; [`Error::Corrupt`].
+    pub fn try_pop<T: Pod>(&self) -> Result<T> {
+        self.check_len(std::mem::size_of::<T>())?;
+        let mut v = T::zeroed();
+        self.pop_raw(bytemuck::bytes_of_mut(&mut v))?;
+        Ok(v)
+    }
+
+    /// Pops one slot, copying its first `dst.len()` bytes into `dst`.
+    ///
+    /// # Errors
+    /// As [`Mpmc::try_pop`].
+    pub fn try_pop_bytes(&self, dst: &mut [u8]) -> Result<()> {
+        self.check_len(dst.len())?;
+        self.pop_raw(dst)
+    }
+
+    /// Repairs every slot held by a dead owner (as the operations do lazily when they
+    /// run into one); returns how many were repaired. Call it when you learn that a
+    /// process using the ring died, to free what it held at once.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a slot holds an impossible stamp.
+    pub fn recover(&self) -> Result<usize> {
+        let mut n = 0;
+        for i in 0..self.mem.cfg().capacity() {
+            let c = self.mem.ctl(i);
+            // Relaxed: a scan; `repair` re-reads under the stolen lock.
+            let holder = c.owner.load(Ordering::Relaxed);
+            check_stamp(c.stamp.load(Ordering::Relaxed), i, self.mask)?;
+            if holder != 0 && !self.liveness.is_alive(OwnerId(holder)) && self.repair(c, holder) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Tries before a try-operation gives up on a ring that keeps changing under it.
+    fn max_tries(&self) -> u64 {
+        1024 + 2 * self.cap
+    }
+
+    #[inline]
+    fn lock(&self, c: &SlotCtl) -> Result<(), u64> {
+        // Acquire: pairs with the Release in `unlock` (or `repair`) by the previous
+        // holder: its stamp and payload accesses happen before ours.
+        c.owner
+            .compare_exchange(0, self.me.0, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| ())
+    }
+
+    #[inline]
+    fn unlock(&self, c: &SlotCtl) {
+        // Release: pairs with the Acquire CAS in `lock` by the next holder.
+        c.owner.store(0, Ordering::Release);
+    }
+
+    /// `Err` with a crash error if the test hook says to stop at `at`.
+    #[inline]
+    fn crash_at(&self, at: CrashPoint) -> Result<()> {
+        if self.crash == at {
+            return Err(corrupt("simulated crash (test hook)"));
+        }
+        Ok(())
+    }
+
+    /// Waits briefly for a slot held by `holder` with stamp `s` to change; if it does
+    /// not, checks the holder's liveness and repairs the slot if it is dead.
+    fn wait_or_repair(&self, c: &SlotCtl, s: u64, holder: u64) -> Waited {
+        let changed = || {
+            // Relaxed: only polling for a change; the caller re-reads with Acquire.
+            c.stamp.load(Ordering::Relaxed) != s || c.owner.load(Ordering::Relaxed) != holder
+        };
+        for _ in 0..self.spins {
+            if changed() {
+                return Waited::Changed;
+            }
+            spin_loop();
+        }
+        #[cfg(not(shmkit_loom))]
+        {
+            let start = shmkit_segment::shim::time::now_nanos();
+            while shmkit_segment::shim::time::now_nanos().saturating_sub(start) < STUCK_NS {
+                for _ in 0..64 {
+                    spin_loop();
+                }
+                if changed() {
+                    return Waited::Changed;
+                }
+            }
+        }
+        if self.liveness.is_alive(OwnerId(holder)) {
+            return Waited::Busy;
+        }
+        self.repair(c, holder);
+        Waited::Changed
+    }
+
+    /// Takes the slot lock from a dead `holder` and finishes or undoes its step.
+    /// Returns whether this call did the repair.
+    fn repair(&self, c: &SlotCtl, holder: u64) -> bool {
+        // Acquire: pairs with the holder's last Release (its stamp store), as far as a
+        // killed process's stores are ordered at all: they are complete and visible
+        // once the kernel has torn the process down (see docs/ring.md).
+        if c.owner
+            .compare_exchange(holder, self.me.0, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // Relaxed: we hold the lock; every stamp store happens under it.
+        let s = c.stamp.load(Ordering::Relaxed);
+        let pos = s >> 3;
+        match s & STATE_MASK {
+            // Release (both): pair with the Acquire stamp loads of the next consumer
+            // (DEAD) or producer (EMPTY), as the holder's own store would have.
+            WRITING => c.stamp.store(mk(pos, DEAD), Ordering::Release),
+            READING => c
+                .stamp
+                .store(mk(pos.wrapping_add(self.cap), EMPTY), Ordering::Release),
+            _ => {}
+        }
+        self.unlock(c);
+        true
+    }
+
+    fn push_raw(&self, src: &[u8]) -> Result<()> {
+        let h = self.mem.header();
+        for _ in 0..self.max_tries() {
+            // Acquire: pairs with the AcqRel CASes that advance `tail`, so the stamp
+            // we read next is at least the one that made `tail` move.
+            let t = h.tail.0.load(Ordering::Acquire);
+            let i = (t & self.mask) as usize;
+            let c = self.mem.ctl(i);
+            // Acquire: pairs with the consumer's Release store of EMPTY(t) (its reads of
+            // the slot happen before our writes).
+            let s = c.stamp.load(Ordering::Acquire);
+            check_stamp(s, i, self.mask)?;
+            let d = lap_diff(s, t);
+            if d > 0 {
+                continue; // `t` is stale
+            }
+            if d < 0 {
+                // The previous lap is still in the slot: full, unless its holder died.
+                // Relaxed: a hint that someone holds the slot; repair re-checks.
+                let holder = c.owner.load(Ordering::Relaxed);
+                if holder != 0 {
+                    if let Waited::Changed = self.wait_or_repair(c, s, holder) {
+                        continue;
+                    }
+                }
+                return Err(Error::Full(()));
+            }
+            if s & STATE_MASK != EMPTY {
+                // Someone claimed position t: help move `tail` past it.
+                // AcqRel: continues the release sequence of `tail` (see above).
+                let _ = h
+                    .tail
+                    .0
+                    .compare_exchange(t, t + 1, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if let Err(holder) = self.lock(c) {
+                match self.wait_or_repair(c, s, holder) {
+                    Waited::Changed => continue,
+                    Waited::Busy => return Err(Error::Full(())),
+                }
+            }
+            self.crash_at(CrashPoint::AfterLock)?;
+            // Relaxed: the lock's Acquire made the latest stamp visible.
+            if c.stamp.load(Ordering::Relaxed) != s {
+                self.unlock(c);
+                continue;
+            }
+            // Relaxed: only helpers read WRITING, to move `tail`; the payload is
+            // published by the Release store of FULL below.
+            c.stamp.store(mk(t, WRITING), Ordering::Relaxed);
+            self.crash_at(CrashPoint::AfterClaim)?;
+            // AcqRel: see the helping CAS above. Failure: a helper moved it already.
+            let _ = h
+                .tail
+                .0
+                .compare_exchange(t, t + 1, Ordering::AcqRel, Ordering::Relaxed);
+            self.crash_at(CrashPoint::AfterIndex)?;
+            // SAFETY: we hold slot i's lock in state WRITING: no one else accesses its
+            // payload until we store FULL and unlock.
+            unsafe { self.mem.write(i, 0, src) };
+            self.crash_at(CrashPoint::AfterCopy)?;
+            // Release: pairs with the consumer's Acquire stamp load: the payload is
+            // visible to whoever sees FULL.
+            c.stamp.store(mk(t, FULL), Ordering::Release);
+            self.crash_at(CrashPoint::BeforeUnlock)?;
+            self.unlock(c);
+            return Ok(());
+        }
+        self.gave_up(Error::Full(()))
+    }
+
+    fn pop_raw(&self, dst: &mut [u8]) -> Result<()> {
+        let h = self.mem.header();
+        for _ in 0..self.max_tries() {
+            // Acquire: pairs with the AcqRel CASes that advance `head`.
+            let hd = h.head.0.load(Ordering::Acquire);
+            let i = (hd & self.mask) as usize;
+            let c = self.mem.ctl(i);
+            // Acquire: pairs with the producer's Release store of FULL(hd).
+            let s = c.stamp.load(Ordering::Acquire);
+            check_stamp(s, i, self.mask)?;
+            let d = lap_diff(s, hd);
+            let state = s & STATE_MASK;
+            if d > 0 || (d == 0 && state == READING) {
+                // Position hd was claimed by another consumer: help move `head`.
+                // AcqRel: continues the release sequence of `head`.
+                let _ = h
+                    .head
+                    .0
+                    .compare_exchange(hd, hd + 1, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if d < 0 || state == EMPTY || state == WRITING {
+                // Nothing published at hd yet — unless a dead handle holds the slot.
+                // Relaxed: a hint; repair re-checks under the lock.
+                let holder = c.owner.load(Ordering::Relaxed);
+                if holder != 0 {
+                    if let Waited::Changed = self.wait_or_repair(c, s, holder) {
+                        continue;
+                    }
+                }
+                return Err(Error::Empty);
+            }
+            // FULL or DEAD at hd.
+            if let Err(holder) = self.lock(c) {
+                match self.wait_or_repair(c, s, holder) {
+                    Waited::Changed => continue,
+                    Waited::Busy => return Err(Error::Empty),
+                }
+            }
+            self.crash_at(CrashPoint::AfterLock)?;
+            // Relaxed: the lock's Acquire made the latest stamp visible.
+            if c.stamp.load(Ordering::Relaxed) != s {
+                self.unlock(c);
+                continue;
+            }
+            // Relaxed: only helpers read READING, to move `head`.
+            c.stamp.store(mk(hd, READING), Ordering::Relaxed);
+            self.crash_at(CrashPoint::AfterClaim)?;
+            // AcqRel: see the helping CAS above. Failure: a helper moved it already.
+            let _ = h
+                .head
+                .0
+                .compare_exchange(hd, hd + 1, Ordering::AcqRel, Ordering::Relaxed);
+            self.crash_at(CrashPoint::AfterIndex)?;
+            if state == FULL {
+                // SAFETY: we hold slot i's lock in state READING: no producer writes it
+                // until we store EMPTY(hd + cap) and unlock.
+                unsafe { self.mem.read(i, 0, dst) };
+            }
+            self.crash_at(CrashPoint::AfterCopy)?;
+            // Release: pairs with the producer's Acquire stamp load at hd + cap: our
+            // payload reads happen before its writes.
+            c.stamp
+                .store(mk(hd.wrapping_add(self.cap), EMPTY), Ordering::Release);
+            self.crash_at(CrashPoint::BeforeUnlock)?;
+            self.unlock(c);
+            if state == FULL {
+                return Ok(());
+            }
+            // A dead producer's slot was discarded: look at the next position.
+        }
+        self.gave_up(Error::Empty)
+    }
+
+    /// After `max_tries`: a ring whose indices are out of range is corrupt; otherwise
+    /// report the transient condition.
+    fn gave_up(&self, transient: Error) -> Result<()> {
+        let h = self.mem.header();
+        // Acquire (both): fresh values for the range check.
+        let head = h.head.0.load(Ordering::Acquire);
+        let tail = h.tail.0.load(Ordering::Acquire);
+        let fwd = tail.wrapping_sub(head);
+        let back = head.wrapping_sub(tail);
+        if fwd > self.cap && back > self.cap {
+            return Err(corrupt("tail and head more than a lap apart"));
+        }
+        Err(transient)
+    }
+}
+
+/// A stamp must name a valid state and a position of its own slot.
+#[inline]
+fn check_stamp(s: u64, i: usize, mask: u64) -> Result<()> {
+    if s & STATE_MASK > DEAD || (s >> 3) & mask != i as u64 {
+        return Err(corrupt("slot stamp has an invalid state or position"));
+    }
+    Ok(())
+}

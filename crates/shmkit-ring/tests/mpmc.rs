@@ -1,0 +1,222 @@
+//! API tests of the MPMC ring: FIFO, threads, segment placement, corruption, and the
+//! crash-repair protocol driven by the test hook at every crash point.
+#![cfg(not(shmkit_loom))]
+#![allow(clippy::unwrap_used)]
+
+use shmkit_ring::mpmc::{self, CrashPoint};
+use shmkit_ring::owner::Liveness;
+use shmkit_ring::{Error, OwnerId, RingConfig};
+use shmkit_segment::{layout::Layout, Kind, Segment};
+
+#[test]
+fn fifo_full_empty_too_large() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u32>(2).unwrap()).unwrap();
+    assert!(matches!(q.try_pop::<u32>(), Err(Error::Empty)));
+    q.try_push(1u32).unwrap();
+    q.try_push(2u32).unwrap();
+    assert!(matches!(q.try_push(3u32), Err(Error::Full(3))));
+    assert_eq!(q.len(), 2);
+    assert_eq!(q.try_pop::<u32>().unwrap(), 1);
+    q.try_push(3u32).unwrap();
+    assert_eq!(q.try_pop::<u32>().unwrap(), 2);
+    assert_eq!(q.try_pop::<u32>().unwrap(), 3);
+    assert!(matches!(q.try_push([0u64; 2]), Err(Error::TooLarge { .. })));
+    let q1 = mpmc::new(&RingConfig::mpmc(1, 8).unwrap()).unwrap();
+    for i in 0..10u64 {
+        q1.try_push(i).unwrap();
+        assert!(q1.try_push(i).is_err());
+        assert_eq!(q1.try_pop::<u64>().unwrap(), i);
+    }
+}
+
+#[test]
+fn threads_exactly_once_per_producer_fifo() {
+    const P: u64 = 4;
+    const N: u64 = 50_000;
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(16).unwrap()).unwrap();
+    let producers: Vec<_> = (0..P)
+        .map(|p| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    let mut v = (p << 32) | i;
+                    while let Err(e) = q.try_push(v) {
+                        v = e.into_item().unwrap();
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut last = [None::<u64>; P as usize];
+                loop {
+                    match q.try_pop::<u64>() {
+                        Ok(u64::MAX) => return got,
+                        Ok(v) => {
+                            let (p, i) = ((v >> 32) as usize, v & 0xffff_ffff);
+                            assert!(last[p].map_or(true, |l| l < i), "per-producer order");
+                            last[p] = Some(i);
+                            got.push(v);
+                        }
+                        Err(Error::Empty) => std::thread::yield_now(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    for _ in 0..2 {
+        while q.try_push(u64::MAX).is_err() {
+            std::thread::yield_now();
+        }
+    }
+    let mut all: Vec<u64> = consumers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    let want: Vec<u64> = (0..P)
+        .flat_map(|p| (0..N).map(move |i| (p << 32) | i))
+        .collect();
+    assert_eq!(all, want);
+}
+
+const DEAD_ID: OwnerId = OwnerId::from_raw(0xdead_0000_0001);
+
+fn oracle() -> Liveness {
+    Liveness::custom(|id| id != DEAD_ID)
+}
+
+/// Pushes `v`, popping into `got` while the ring is full (a dead claim may hold the
+/// only slot until a consumer passes it).
+fn push_retry(q: &mpmc::Mpmc, v: u64, got: &mut Vec<u64>) {
+    let mut v = v;
+    for _ in 0..1000 {
+        match q.try_push(v) {
+            Ok(()) => return,
+            Err(e) => v = e.into_item().unwrap(),
+        }
+        if let Ok(x) = q.try_pop::<u64>() {
+            got.push(x);
+        }
+    }
+    panic!("push never succeeded: {:?}", q.try_push(v));
+}
+
+/// A producer dying at each point: the survivors keep going; what was pushed before
+/// arrives once; the dead push arrives at most once (only if it reached FULL).
+#[test]
+fn dead_producer_at_every_point_is_repaired() {
+    use CrashPoint::*;
+    for (point, delivered) in [
+        (AfterLock, false),
+        (AfterClaim, false),
+        (AfterIndex, false),
+        (AfterCopy, false),
+        (BeforeUnlock, true),
+    ] {
+        for cap in [1usize, 2, 4] {
+            let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
+            let live = q.clone().with_identity(OwnerId::current(), oracle(), Never);
+            let dying = q.clone().with_identity(DEAD_ID, oracle(), point);
+            if cap > 1 {
+                live.try_push(1u64).unwrap();
+            }
+            assert!(
+                dying.try_push(99u64).is_err(),
+                "{point:?}: crash hook fires"
+            );
+            let mut got = Vec::new();
+            // Live producers and consumers get past the dead slot.
+            for v in 2..(2 + 3 * cap as u64) {
+                push_retry(&live, v, &mut got);
+            }
+            while let Ok(v) = live.try_pop::<u64>() {
+                got.push(v);
+            }
+            let mut want: Vec<u64> = Vec::new();
+            if cap > 1 {
+                want.push(1);
+            }
+            if delivered {
+                want.push(99);
+            }
+            want.extend(2..(2 + 3 * cap as u64));
+            assert_eq!(got, want, "{point:?} cap {cap}");
+        }
+    }
+}
+
+/// A consumer dying at each point: nothing is delivered twice; only the item it had
+/// claimed may be lost; the ring keeps working.
+#[test]
+fn dead_consumer_at_every_point_is_repaired() {
+    use CrashPoint::*;
+    for (point, lost) in [
+        (AfterLock, false),
+        (AfterClaim, true),
+        (AfterIndex, true),
+        (AfterCopy, true),
+        (BeforeUnlock, true),
+    ] {
+        for cap in [1usize, 2, 4] {
+            let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
+            let live = q.clone().with_identity(OwnerId::current(), oracle(), Never);
+            let dying = q.clone().with_identity(DEAD_ID, oracle(), point);
+            live.try_push(7u64).unwrap();
+            assert!(dying.try_pop::<u64>().is_err());
+            let mut got = Vec::new();
+            for v in 10..(10 + 3 * cap as u64) {
+                push_retry(&live, v, &mut got);
+            }
+            while let Ok(v) = live.try_pop::<u64>() {
+                got.push(v);
+            }
+            let mut want: Vec<u64> = if lost { vec![] } else { vec![7] };
+            want.extend(10..(10 + 3 * cap as u64));
+            assert_eq!(got, want, "{point:?} cap {cap}");
+        }
+    }
+}
+
+#[test]
+fn recover_scans_and_frees_dead_slots() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(4).unwrap()).unwrap();
+    let live = q
+        .clone()
+        .with_identity(OwnerId::current(), oracle(), CrashPoint::Never);
+    let dying = q
+        .clone()
+        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    assert!(dying.try_push(1u64).is_err());
+    assert_eq!(live.recover().unwrap(), 1);
+    assert_eq!(live.recover().unwrap(), 0);
+    assert!(matches!(live.try_pop::<u64>(), Err(Error::Empty)));
+}
+
+#[test]
+fn segment_placement_and_corruption() {
+    let cfg = RingConfig::mpmc(4, 24).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    mpmc::init(&seg, region, &cfg).unwrap();
+    let q = mpmc::Mpmc::attach(&seg, region).unwrap();
+    assert!(shmkit_ring::spsc::Producer::attach(&seg, region).is_err());
+    q.try_push_bytes(b"abc").unwrap();
+    let mut b = [0u8; 3];
+    q.try_pop_bytes(&mut b).unwrap();
+    assert_eq!(&b, b"abc");
+    // Stamp of slot 1 (at 384 + 1 * (16 + 24)) gets an invalid state.
+    let stamp: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(384 + 40).unwrap();
+    stamp.store(7, shmkit_segment::shim::atomic::Ordering::Relaxed);
+    assert!(matches!(q.try_push(1u64), Err(Error::Corrupt { .. })));
+}
