@@ -1,8 +1,10 @@
 //! Lock-free rings over raw shared memory.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bytes;
 mod config;
 pub mod error;
+mod lock;
 pub mod mpmc;
 pub mod owner;
 pub mod raw;

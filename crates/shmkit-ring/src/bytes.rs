@@ -1,0 +1,683 @@
+//! Variable-length byte records in a ring of bytes.
+//!
+//! A record is an 8-byte header word — payload length (bits 0..32), flags
+//! (bits 32..48), reserved (bits 48..64) — followed by the payload, padded to a
+//! multiple of 8. A record never wraps: when it does not fit before the end of the
+//! data area, the producer first writes a PAD record covering the rest, and the real
+//! record starts at offset 0. So every record is contiguous (readable in place) and
+//! at most half the data area ([`RingConfig::max_record_len`]), which guarantees that
+//! any record fits once the ring has drained, wherever the positions stand.
+//!
+//! `tail` and `head` are monotonic byte positions, multiples of 8, with
+//! `0 <= tail - head <= capacity`; checked on every load of the other side's index.
+//! The consumer checks every header it reads (length within the ring, within the
+//! published bytes, a PAD exactly reaching the end) and reports [`Error::Corrupt`]
+//! otherwise.
+//!
+//! **Ends.** An exclusive end (`attach`, [`new`]) claims its role in the header for
+//! its lifetime: one producer, one consumer, no atomic read-modify-write per record.
+//! A *shared* end (`attach_shared`) lets any number of handles, in any processes, use
+//! that end: each operation takes the role word as a robust spin lock (owner id, taken
+//! over from a dead holder), re-reads the index, and releases it. Do not mix the
+//! two modes on one end.
+//!
+//! **Fragments.** The flag bits [`FIRST`] and [`LAST`] let a layer above stream a
+//! message bigger than a record as several records; a whole message is `FIRST|LAST`.
+//!
+//! ```
+//! use shmkit_ring::{bytes, RingConfig};
+//! let (mut tx, mut rx) = bytes::new(&RingConfig::bytes(64)?)?;
+//! tx.try_push(b"hello")?;
+//! tx.try_push_record(b"part", bytes::FIRST)?;
+//! let mut buf = [0u8; 24];
+//! let r = rx.try_pop(&mut buf)?;
+//! assert_eq!((&buf[..r.len], r.flags), (&b"hello"[..], bytes::WHOLE));
+//! let (v, flags) = rx.try_pop_vec()?;
+//! assert_eq!((v.as_slice(), flags), (&b"part"[..], bytes::FIRST));
+//! assert!(tx.try_push(&[0u8; 25]).is_err()); // max record: 64 / 2 - 8 bytes
+//! # Ok::<(), shmkit_ring::Error>(())
+//! ```
+
+use crate::config::{RingConfig, RingKind};
+use crate::error::{corrupt, Error, Result};
+use crate::lock;
+use crate::owner::{Liveness, OwnerId};
+use crate::raw::Mem;
+use crate::role;
+use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
+
+/// Flag: the first fragment of a message.
+pub const FIRST: u16 = 1;
+/// Flag: the last fragment of a message.
+pub const LAST: u16 = 2;
+/// Flags of a message sent in one record.
+pub const WHOLE: u16 = FIRST | LAST;
+/// Flag reserved for padding records (never seen by users; refused on push).
+pub const PAD: u16 = 0x8000;
+
+const HDR: u64 = 8;
+
+#[inline]
+const fn header_word(len: u64, flags: u16) -> u64 {
+    len | ((flags as u64) << 32)
+}
+
+#[inline]
+const fn total_of(len: u64) -> u64 {
+    HDR + ((len + 7) & !7)
+}
+
+/// What [`Consumer::try_pop`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Payload bytes copied.
+    pub len: usize,
+    /// The record's flags ([`FIRST`], [`LAST`], user bits 2..15).
+    pub flags: u16,
+}
+
+/// Creates an in-process byte ring on the heap, with exclusive ends.
+///
+/// # Errors
+/// [`Error::Incompatible`] if `cfg` is not a byte-ring config.
+pub fn new(cfg: &RingConfig) -> Result<(Producer, Consumer)> {
+    kind_is(cfg)?;
+    let mem = Mem::new_heap(cfg);
+    Ok((
+        Producer::from_mem(mem.clone(), false)?,
+        Consumer::from_mem(mem, false)?,
+    ))
+}
+
+fn kind_is(cfg: &RingConfig) -> Result<()> {
+    if cfg.kind() != RingKind::Bytes {
+        return Err(Error::Incompatible {
+            what: "ring kind",
+            expected: RingKind::Bytes as u64,
+            found: cfg.kind() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Initialises a byte ring of `cfg` in `region` of `seg`, once, before any attach.
+///
+/// # Errors
+/// As [`crate::spsc::init`].
+#[cfg(not(shmkit_loom))]
+pub fn init(
+    seg: &shmkit_segment::Segment,
+    region: shmkit_segment::layout::ByteRegion,
+    cfg: &RingConfig,
+) -> Result<()> {
+    kind_is(cfg)?;
+    Mem::init_segment(seg, region, cfg)
+}
+
+/// Initialises a byte ring of `cfg` in caller-provided memory.
+///
+/// # Errors
+/// As [`crate::spsc::init`].
+///
+/// # Safety
+/// `ptr` must be valid for reads and writes of `len` bytes, and no handle may be using
+/// a ring there.
+pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
+    kind_is(cfg)?;
+    // SAFETY: forwarded from the caller.
+    unsafe { Mem::init_raw(ptr, len, cfg) }
+}
+
+/// State common to both ends.
+#[derive(Debug)]
+struct End {
+    mem: Mem,
+    cap: u64,
+    mask: u64,
+    /// Our index (authoritative in exclusive mode; re-read under the lock if shared).
+    mine: u64,
+    /// Last value of the other side's index.
+    theirs: u64,
+    shared: bool,
+    me: OwnerId,
+    liveness: Liveness,
+}
+
+impl End {
+    fn new(mem: Mem, shared: bool, producer: bool) -> Result<Self> {
+        let me = OwnerId::current();
+        let h = mem.header();
+        let word = if producer {
+            &h.meta.0.producer
+        } else {
+            &h.meta.0.consumer
+        };
+        if !shared {
+            role::claim(word, me, if producer { "producer" } else { "consumer" })?;
+        }
+        let cap = mem.cfg().cap_u64();
+        let mut end = End {
+            mem,
+            cap,
+            mask: cap - 1,
+            mine: 0,
+            theirs: 0,
+            shared,
+            me,
+            liveness: Liveness::default(),
+        };
+        if !shared {
+            if let Err(e) = end.load_both(producer) {
+                role::release(end.word(producer), me);
+                return Err(e);
+            }
+        }
+        Ok(end)
+    }
+
+    fn word(&self, producer: bool) -> &AtomicU64 {
+        let m = &self.mem.header().meta.0;
+        if producer {
+            &m.producer
+        } else {
+            &m.consumer
+        }
+    }
+
+    /// Loads both indices (ours authoritative from shared memory) and checks them.
+    fn load_both(&mut self, producer: bool) -> Result<()> {
+        let h = self.mem.header();
+        // Acquire (both): pair with the Release stores of the previous holders.
+        let tail = h.tail.0.load(Ordering::Acquire);
+        let head = h.head.0.load(Ordering::Acquire);
+        if tail.wrapping_sub(head) > self.cap || (tail | head) % HDR != 0 {
+            return Err(corrupt("byte ring indices out of range or unaligned"));
+        }
+        (self.mine, self.theirs) = if producer { (tail, head) } else { (head, tail) };
+        Ok(())
+    }
+
+    /// Shared mode: takes the end's lock and re-reads the indices.
+    fn begin(&mut self, producer: bool) -> Result<()> {
+        if self.shared {
+            lock::lock(self.word(producer), self.me, &self.liveness);
+            if let Err(e) = self.load_both(producer) {
+                lock::unlock(self.word(producer), self.me);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&self, producer: bool) {
+        if self.shared {
+            lock::unlock(self.word(producer), self.me);
+        }
+    }
+
+    fn release_role(&self, producer: bool) {
+        if !self.shared {
+            role::release(self.word(producer), self.me);
+        }
+    }
+}
+
+/// The producing end of a byte ring.
+#[derive(Debug)]
+pub struct Producer {
+    e: End,
+}
+
+/// The consuming end of a byte ring.
+#[derive(Debug)]
+pub struct Consumer {
+    e: End,
+}
+
+macro_rules! attach_fns {
+    ($t:ident) => {
+        impl $t {
+            /// Attaches as the exclusive end of the byte ring in `region` of `seg`.
+            ///
+            /// # Errors
+            /// [`Error::InUse`] if a live process holds this end; [`Error::Incompatible`]
+            /// if the region holds no byte ring; [`Error::Corrupt`].
+            #[cfg(not(shmkit_loom))]
+            pub fn attach(
+                seg: &shmkit_segment::Segment,
+                region: shmkit_segment::layout::ByteRegion,
+            ) -> Result<Self> {
+                Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, false)
+            }
+
+            /// Attaches as one of many handles sharing this end (locked per operation).
+            ///
+            /// # Errors
+            /// [`Error::Incompatible`] if the region holds no byte ring.
+            #[cfg(not(shmkit_loom))]
+            pub fn attach_shared(
+                seg: &shmkit_segment::Segment,
+                region: shmkit_segment::layout::ByteRegion,
+            ) -> Result<Self> {
+                Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, true)
+            }
+
+            /// Attaches to the byte ring at `ptr`, exclusively or `shared`.
+            ///
+            /// # Errors
+            /// As `attach`.
+            ///
+            /// # Safety
+            /// `ptr` must be valid for reads and writes of `len` bytes for the handle's
+            /// lifetime (other processes may write it).
+            pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
+                // SAFETY: forwarded from the caller.
+                Self::from_mem(
+                    unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }?,
+                    shared,
+                )
+            }
+
+            /// Another shared handle to the same end, on the same memory
+            /// (heap rings too). The new handle locks per operation.
+            ///
+            /// # Errors
+            /// None today; reserved.
+            pub fn new_shared(&self) -> Result<Self> {
+                Self::from_mem(self.e.mem.clone(), true)
+            }
+
+            /// Test hook: act as `me` and judge other lock holders with `liveness`.
+            #[doc(hidden)]
+            pub fn with_identity(mut self, me: OwnerId, liveness: Liveness) -> Self {
+                self.e.me = me;
+                self.e.liveness = liveness;
+                self
+            }
+
+            /// The ring's configuration.
+            pub fn config(&self) -> &RingConfig {
+                self.e.mem.cfg()
+            }
+
+            /// The largest payload of one record.
+            pub fn max_record_len(&self) -> usize {
+                self.e.mem.cfg().max_record_len()
+            }
+        }
+    };
+}
+
+attach_fns!(Producer);
+attach_fns!(Consumer);
+
+impl Producer {
+    fn from_mem(mem: Mem, shared: bool) -> Result<Self> {
+        Ok(Producer {
+            e: End::new(mem, shared, true)?,
+        })
+    }
+
+    /// Whether a live process holds the exclusive consumer end.
+    pub fn is_consumer_alive(&self) -> bool {
+        role::holder_alive(self.e.word(false))
+    }
+
+    /// Pushes `bytes` as one whole record ([`WHOLE`]).
+    ///
+    /// # Errors
+    /// [`Error::Full`] (retry later); [`Error::TooLarge`] beyond
+    /// [`Producer::max_record_len`]; [`Error::Corrupt`].
+    pub fn try_push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.try_push_record(bytes, WHOLE)
+    }
+
+    /// Pushes `bytes` as one record with `flags`.
+    ///
+    /// # Errors
+    /// As [`Producer::try_push`]; [`Error::Config`] if `flags` has the [`PAD`] bit.
+    pub fn try_push_record(&mut self, bytes: &[u8], flags: u16) -> Result<()> {
+        let mut w = self.reserve(bytes.len(), flags)?;
+        w.write_at(0, bytes);
+        w.commit();
+        Ok(())
+    }
+
+    /// Reserves a contiguous record of `len` payload bytes to write in place; publish
+    /// it with [`WriteRecord::commit`] (dropping it publishes nothing). A shared end
+    /// stays locked while the reservation lives.
+    ///
+    /// # Errors
+    /// As [`Producer::try_push_record`].
+    pub fn reserve(&mut self, len: usize, flags: u16) -> Result<WriteRecord<'_>> {
+        if flags & PAD != 0 {
+            return Err(Error::Config {
+                what: "the PAD flag bit is reserved",
+            });
+        }
+        let max = self.max_record_len();
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        self.e.begin(true)?;
+        match self.place(len as u64) {
+            Ok((start, off)) => {
+                let hdr = header_word(len as u64, flags);
+                // SAFETY: bytes off..off+total are free (checked by `place`) and
+                // unpublished: only this producer accesses them until `commit`.
+                unsafe { self.e.mem.write(0, off, &hdr.to_ne_bytes()) };
+                Ok(WriteRecord {
+                    p: self,
+                    start,
+                    off: off + HDR as usize,
+                    len,
+                })
+            }
+            Err(e) => {
+                self.e.end(true);
+                Err(e)
+            }
+        }
+    }
+
+    /// Finds room for a record of `len` bytes, writing a PAD record first if it must
+    /// wrap. Returns (position after any pad, data-area offset of the record header).
+    fn place(&mut self, len: u64) -> Result<(u64, usize)> {
+        let e = &mut self.e;
+        let total = total_of(len);
+        let off = e.mine & e.mask;
+        let contig = e.cap - off;
+        let need = if total <= contig {
+            total
+        } else {
+            contig + total
+        };
+        if e.cap - (e.mine - e.theirs) < need {
+            // Acquire: pairs with the consumer's Release store of `head`: its reads of
+            // the freed bytes happen before our writes.
+            let head = e.mem.header().head.0.load(Ordering::Acquire);
+            if e.mine.wrapping_sub(head) > e.cap || head % HDR != 0 {
+                return Err(corrupt("consumer index out of range"));
+            }
+            e.theirs = head;
+            if e.cap - (e.mine - e.theirs) < need {
+                return Err(Error::Full(()));
+            }
+        }
+        let mut start = e.mine;
+        let mut off = off;
+        if total > contig {
+            let pad = header_word(contig - HDR, PAD);
+            // Cast (off): < cap <= 2^40.
+            // SAFETY: free, unpublished bytes (checked above); only we write them.
+            unsafe { e.mem.write(0, off as usize, &pad.to_ne_bytes()) };
+            start += contig;
+            off = 0;
+        }
+        Ok((start, off as usize))
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.e.release_role(true);
+    }
+}
+
+/// A reserved record being written in place (see [`Producer::reserve`]).
+#[derive(Debug)]
+pub struct WriteRecord<'a> {
+    p: &'a mut Producer,
+    /// Position of the record header (after any PAD).
+    start: u64,
+    /// Data-area offset of the payload.
+    off: usize,
+    len: usize,
+}
+
+impl WriteRecord<'_> {
+    /// Payload bytes reserved.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `bytes` to offset `at` of the payload.
+    ///
+    /// # Panics
+    /// If `at + bytes.len()` exceeds [`WriteRecord::len`].
+    pub fn write_at(&mut self, at: usize, bytes: &[u8]) {
+        assert!(
+            at <= self.len && bytes.len() <= self.len - at,
+            "write past the reserved record"
+        );
+        // SAFETY: inside the reserved, unpublished record (checked just above).
+        unsafe { self.p.e.mem.write(0, self.off + at, bytes) };
+    }
+
+    /// The payload's first byte (8-byte aligned), for writing `len()` bytes in place.
+    #[cfg(not(shmkit_loom))]
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.p.e.mem.ptr(0, self.off, self.len)
+    }
+
+    /// Publishes the record.
+    pub fn commit(self) {
+        let e = &mut self.p.e;
+        e.mine = self.start + total_of(self.len as u64);
+        debug_assert!(e.mine - e.theirs <= e.cap && e.mine % HDR == 0);
+        // Release: pairs with the consumer's Acquire load of `tail`: the header and
+        // payload writes happen before its reads.
+        e.mem.header().tail.0.store(e.mine, Ordering::Release);
+        e.end(true);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for WriteRecord<'_> {
+    fn drop(&mut self) {
+        // Not committed: nothing was published; release a shared end's lock.
+        self.p.e.end(true);
+    }
+}
+
+impl Consumer {
+    fn from_mem(mem: Mem, shared: bool) -> Result<Self> {
+        Ok(Consumer {
+            e: End::new(mem, shared, false)?,
+        })
+    }
+
+    /// Whether a live process holds the exclusive producer end. Once false and the
+    /// ring is drained, nothing more arrives until a producer attaches.
+    pub fn is_producer_alive(&self) -> bool {
+        role::holder_alive(self.e.word(true))
+    }
+
+    /// Finds the next record: skips a PAD, validates the header. Returns (position
+    /// after the record, data-area offset of its payload, len, flags).
+    fn next(&mut self) -> Result<(u64, usize, usize, u16)> {
+        let e = &mut self.e;
+        let mut pos = e.mine;
+        for _ in 0..2 {
+            if e.theirs == pos {
+                // Acquire: pairs with the producer's Release store of `tail`.
+                let tail = e.mem.header().tail.0.load(Ordering::Acquire);
+                if tail.wrapping_sub(e.mine) > e.cap || tail % HDR != 0 {
+                    return Err(corrupt("producer index out of range"));
+                }
+                e.theirs = tail;
+                if tail == pos {
+                    if pos != e.mine {
+                        // Only a PAD was published: consume it now.
+                        e.mine = pos;
+                        // Release: pairs with the producer's Acquire load of `head`.
+                        e.mem.header().head.0.store(pos, Ordering::Release);
+                    }
+                    return Err(Error::Empty);
+                }
+            }
+            let avail = e.theirs - pos;
+            // Cast: masked below cap <= 2^40.
+            let off = (pos & e.mask) as usize;
+            // SAFETY: `pos < tail`, both multiples of 8: a published header word that
+            // the producer does not touch until we move `head` past it.
+            let w = unsafe { e.mem.read_word(0, off) };
+            let len = w & 0xffff_ffff;
+            // Cast: bits 32..48.
+            let flags = (w >> 32) as u16;
+            let total = total_of(len);
+            let contig = e.cap - off as u64;
+            if flags & PAD != 0 {
+                if total != contig || total > avail {
+                    return Err(corrupt("padding record does not reach the end"));
+                }
+                pos += total;
+                continue;
+            }
+            if len > e.mem.cfg().max_record_len() as u64 || total > contig || total > avail {
+                return Err(corrupt("record length out of range"));
+            }
+            // Cast: len <= max_record_len < 2^40.
+            return Ok((pos + total, off + HDR as usize, len as usize, flags));
+        }
+        Err(corrupt("two padding records in a row"))
+    }
+
+    fn finish(&mut self, to: u64) {
+        let e = &mut self.e;
+        e.mine = to;
+        debug_assert!(e.theirs - e.mine <= e.cap && e.mine % HDR == 0);
+        // Release: pairs with the producer's Acquire load of `head`: our reads of the
+        // record happen before it overwrites the bytes.
+        e.mem.header().head.0.store(to, Ordering::Release);
+    }
+
+    /// Pops the next record into `dst`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::BufferTooShort`] (the record stays in the ring);
+    /// [`Error::Corrupt`].
+    pub fn try_pop(&mut self, dst: &mut [u8]) -> Result<Record> {
+        let r = self.peek()?;
+        if dst.len() < r.len {
+            return Err(Error::BufferTooShort {
+                needed: r.len,
+                len: dst.len(),
+            });
+        }
+        let rec = Record {
+            len: r.len,
+            flags: r.flags,
+        };
+        r.read_at(0, &mut dst[..rec.len]);
+        r.release();
+        Ok(rec)
+    }
+
+    /// Pops the next record into a new `Vec`, with its flags.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Corrupt`].
+    pub fn try_pop_vec(&mut self) -> Result<(Vec<u8>, u16)> {
+        let r = self.peek()?;
+        let mut v = vec![0u8; r.len];
+        r.read_at(0, &mut v);
+        let flags = r.flags;
+        r.release();
+        Ok((v, flags))
+    }
+
+    /// Looks at the next record in place; consume it with [`ReadRecord::release`]
+    /// (dropping it leaves it in the ring). A shared end stays locked meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; [`Error::Corrupt`].
+    pub fn peek(&mut self) -> Result<ReadRecord<'_>> {
+        self.e.begin(false)?;
+        match self.next() {
+            Ok((end, off, len, flags)) => Ok(ReadRecord {
+                c: self,
+                end,
+                off,
+                len,
+                flags,
+            }),
+            Err(e) => {
+                self.e.end(false);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.e.release_role(false);
+    }
+}
+
+/// A published record being read in place (see [`Consumer::peek`]).
+#[derive(Debug)]
+pub struct ReadRecord<'a> {
+    c: &'a mut Consumer,
+    end: u64,
+    off: usize,
+    /// Payload bytes.
+    pub len: usize,
+    /// The record's flags.
+    pub flags: u16,
+}
+
+impl ReadRecord<'_> {
+    /// Copies payload bytes from offset `at` into `dst`.
+    ///
+    /// # Panics
+    /// If `at + dst.len()` exceeds the payload.
+    pub fn read_at(&self, at: usize, dst: &mut [u8]) {
+        assert!(
+            at <= self.len && dst.len() <= self.len - at,
+            "read past the record"
+        );
+        // SAFETY: inside a validated, published record the producer leaves alone
+        // until we release it.
+        unsafe { self.c.e.mem.read(0, self.off + at, dst) };
+    }
+
+    /// The payload's first byte (8-byte aligned; `len` bytes), for reading in place.
+    #[cfg(not(shmkit_loom))]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.c.e.mem.ptr(0, self.off, self.len)
+    }
+
+    /// The payload as a slice.
+    ///
+    /// # Safety
+    /// No process may write these bytes while the slice lives — true of every process
+    /// that follows the ring protocol.
+    #[cfg(not(shmkit_loom))]
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` bounds-checked the range; no writer is the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// Consumes the record.
+    pub fn release(self) {
+        let end = self.end;
+        self.c.finish(end);
+        self.c.e.end(false);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ReadRecord<'_> {
+    fn drop(&mut self) {
+        // Not released: the record stays; release a shared end's lock.
+        self.c.e.end(false);
+    }
+}
