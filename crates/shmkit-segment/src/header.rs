@@ -4,7 +4,8 @@
 //! offset size field               written by the creator
 //!      0    8 magic               b"SHMKITSG" (little-endian u64)
 //!      8    4 format_version      FORMAT_VERSION
-//!     12    4 state               UNINIT(0) -> INITIALISING(1) -> READY(2) | FAILED(3)
+//!     12    4 state               bits 0..31: UNINIT(0) -> INITIALISING(1) -> READY(2) | FAILED(3)
+//!                                 bit 31: WAITERS (an opener sleeps on this word)
 //!     16    4 kind                four ASCII bytes naming what lives in the segment
 //!     20    4 kind_version        that object's own layout version
 //!     24    8 total_size          bytes of the whole segment, header included
@@ -18,11 +19,22 @@
 //! Every field is an atomic: other processes (or a fuzzer) may write the header at
 //! any time, so it is only ever read with atomic loads and then validated.
 //!
-//! Protocol: the creator writes every field with `Relaxed` stores, then `state =
-//! INITIALISING` (Release), initialises the data area, then `state = READY`
-//! (Release, pairs with the opener's Acquire load in [`Header::wait_ready`]) and wakes
-//! futex waiters on `state`. An opener that sees `INITIALISING` checks the creator's
-//! (pid, start time) and reports a creator that died mid-initialisation.
+//! Protocol: the creator writes every field with `Relaxed` stores, then swaps `state`
+//! to `INITIALISING` (Release), initialises the data area, then swaps `state` to
+//! `READY` (Release, pairs with the opener's Acquire load in [`Header::wait_ready`]).
+//!
+//! Waking follows the rule of every shmkit wait: the waker makes a system call only
+//! when a waiter has announced itself. An opener that finds `INITIALISING` sets the
+//! `WAITERS` bit with a compare-exchange on `state` before it sleeps on the word; the
+//! creator's swaps return the previous word, and only if it carried `WAITERS` does the
+//! creator call `FUTEX_WAKE`. Both sides modify the same word, so either the opener's
+//! compare-exchange fails (the state moved on: it re-checks) or the creator's swap
+//! sees the bit. An opener never sets the bit on an `UNINIT` word — such a file may
+//! not be a shmkit segment at all — so it polls that short window (the creator writes
+//! the header a few system calls after creating the file).
+//!
+//! An opener that sees `INITIALISING` also checks the creator's (pid, start time) every
+//! few milliseconds and reports a creator that died mid-initialisation.
 
 use crate::shim::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::shim::futex;
@@ -47,8 +59,14 @@ pub const STATE_READY: u32 = 2;
 /// `state`: the creator's initialiser failed; the segment is unusable.
 pub const STATE_FAILED: u32 = 3;
 
+/// Bit 31 of the `state` word: an opener sleeps on it (futex) and must be woken.
+pub const WAITERS: u32 = 1 << 31;
+
 /// How long an opener sleeps between liveness checks of an initialising creator.
 const POLL_SLICE: Duration = Duration::from_millis(5);
+
+/// How long an opener sleeps between looks at an `UNINIT` header.
+const UNINIT_POLL: Duration = Duration::from_micros(200);
 
 /// The header at offset 0 of every segment. See the module docs for the layout.
 #[repr(C)]
@@ -92,7 +110,7 @@ pub struct HeaderSnapshot {
     pub magic: u64,
     /// Header format version.
     pub format_version: u32,
-    /// Init state.
+    /// Init state (without the [`WAITERS`] bit).
     pub state: u32,
     /// Kind tag.
     pub kind: Kind,
@@ -119,7 +137,7 @@ impl HeaderSnapshot {
         Some(HeaderSnapshot {
             magic: u64_at(0)?,
             format_version: u32_at(8)?,
-            state: u32_at(12)?,
+            state: u32_at(12)? & !WAITERS,
             kind: Kind(u32_at(16)?),
             kind_version: u32_at(20)?,
             total_size: u64_at(24)?,
@@ -211,29 +229,35 @@ impl Header {
         self.data_offset
             .store(HEADER_SIZE as u64, Ordering::Relaxed);
         // Release: pairs with the Acquire load in `wait_ready`, publishing the fields.
-        self.state.store(STATE_INITIALISING, Ordering::Release);
-        // Openers that found the file still UNINIT sleep on `state` until the deadline.
-        futex::wake_all(&self.state);
+        self.set_state(STATE_INITIALISING);
+    }
+
+    /// Swaps in `state` (Release, pairs with the opener's Acquire load) and wakes the
+    /// openers that announced themselves with [`WAITERS`] — no system call otherwise.
+    fn set_state(&self, state: u32) {
+        let prev = self.state.swap(state, Ordering::Release);
+        if prev & WAITERS != 0 {
+            futex::wake_all(&self.state);
+        }
     }
 
     /// Creator step 2: the data area is initialised; publish `READY` and wake openers.
     pub fn publish_ready(&self) {
         // Release: pairs with the Acquire load in `wait_ready`, so an opener that sees
         // READY also sees everything the creator wrote into the data area.
-        self.state.store(STATE_READY, Ordering::Release);
-        futex::wake_all(&self.state);
+        self.set_state(STATE_READY);
     }
 
     /// Creator, on failure: mark the segment unusable and wake openers.
     pub fn publish_failed(&self) {
         // Release: pairs with the Acquire load in `wait_ready`.
-        self.state.store(STATE_FAILED, Ordering::Release);
-        futex::wake_all(&self.state);
+        self.set_state(STATE_FAILED);
     }
 
-    /// The current `state` word (Acquire: pairs with the creator's Release stores).
+    /// The current state, without the [`WAITERS`] bit (Acquire: pairs with the
+    /// creator's Release swaps).
     pub fn state(&self) -> u32 {
-        self.state.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & !WAITERS
     }
 
     /// Copies the fields with `Relaxed` loads; call after an Acquire load of `state`
@@ -243,7 +267,7 @@ impl Header {
         HeaderSnapshot {
             magic: self.magic.load(Ordering::Relaxed),
             format_version: self.format_version.load(Ordering::Relaxed),
-            state: self.state.load(Ordering::Relaxed),
+            state: self.state.load(Ordering::Relaxed) & !WAITERS,
             kind: Kind(self.kind.load(Ordering::Relaxed)),
             kind_version: self.kind_version.load(Ordering::Relaxed),
             total_size: self.total_size.load(Ordering::Relaxed),
@@ -270,7 +294,9 @@ impl Header {
         creator_alive: impl Fn(ProcessId) -> bool,
     ) -> Result<HeaderSnapshot, HeaderError> {
         loop {
-            let state = self.state();
+            // Acquire: pairs with the creator's Release swaps of `state`.
+            let word = self.state.load(Ordering::Acquire);
+            let state = word & !WAITERS;
             let snap = self.snapshot();
             if snap.magic != 0 && snap.magic != MAGIC {
                 return Err(HeaderError::Corrupt(format!(
@@ -282,6 +308,9 @@ impl Header {
                 STATE_READY => return Self::validate(&snap, expect, file_size),
                 STATE_FAILED => return Err(HeaderError::CreatorFailed),
                 STATE_INITIALISING => {
+                    if snap.magic != MAGIC {
+                        return Err(HeaderError::Corrupt("initialising without magic".into()));
+                    }
                     if snap.format_version != FORMAT_VERSION {
                         return Err(HeaderError::Incompatible {
                             found: snap.format_version,
@@ -299,15 +328,40 @@ impl Header {
             if deadline.is_expired() {
                 return Err(HeaderError::NotReady);
             }
-            // While INITIALISING, wake up every POLL_SLICE to re-check the creator's
-            // liveness. (Under loom a finite wait returns at once, which would make
-            // this a spin loop: the model waits for a wake-up instead.)
-            let slice = if state == STATE_INITIALISING && cfg!(not(shmkit_loom)) {
+            if state == STATE_UNINIT {
+                // Not announced (this may not be a shmkit file): a short timed sleep,
+                // cut short if the word changes before it starts.
+                #[cfg(shmkit_loom)]
+                crate::shim::yield_now();
+                #[cfg(not(shmkit_loom))]
+                futex::wait(
+                    &self.state,
+                    word,
+                    Deadline::after(UNINIT_POLL).min(deadline),
+                );
+                continue;
+            }
+            // INITIALISING: announce ourselves, so the creator's swap to READY wakes us.
+            if word & WAITERS == 0 {
+                // Relaxed: the bit carries no data; what we read is ordered by the
+                // Acquire load at the top of the loop. On failure the state moved on.
+                if self
+                    .state
+                    .compare_exchange(word, word | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            // Wake up every POLL_SLICE to re-check the creator's liveness. (Under loom a
+            // finite wait returns at once, which would make this a spin loop: the model
+            // waits for a wake-up instead.)
+            let slice = if cfg!(not(shmkit_loom)) {
                 Deadline::after(POLL_SLICE).min(deadline)
             } else {
                 deadline
             };
-            if !futex::wait(&self.state, state, slice) && deadline.is_expired() {
+            if !futex::wait(&self.state, word | WAITERS, slice) && deadline.is_expired() {
                 return Err(HeaderError::NotReady);
             }
         }

@@ -198,11 +198,11 @@ impl SegmentOptions {
             sys::seal_size(fd.as_fd()).map_err(|e| Error::io("fcntl(F_ADD_SEALS)", &desc, e))?;
         }
         let map = self.map(&fd, total, &desc)?;
-        let seg = Segment::from_parts(map, fd, backing, total, true);
+        let creator = ProcessId::current();
+        let seg = Segment::from_parts(map, fd, backing, total, Some(creator.pid));
         // From here on the Segment's own drop removes a named segment (if the name still
         // refers to it), and `Failed` removes a file and marks the header failed.
         undo.disarm();
-        let creator = ProcessId::current();
         seg.header()
             .begin_init(self.kind, self.kind_version, total, creator);
         let failed = FailOnDrop(&seg);
@@ -331,7 +331,7 @@ impl SegmentOptions {
             });
         }
         let map = self.map(&fd, size, &desc)?;
-        let seg = Segment::from_parts(map, fd, backing, size, false);
+        let seg = Segment::from_parts(map, fd, backing, size, None);
         let snap = seg
             .header()
             .wait_ready(self.expect(), size, deadline, |c| c.is_alive())
@@ -545,7 +545,7 @@ impl Segment {
         fd: OwnedFd,
         backing: Backing,
         total_size: u64,
-        created: bool,
+        creator_pid: Option<u32>,
     ) -> Self {
         Segment {
             inner: Arc::new(Inner {
@@ -553,8 +553,8 @@ impl Segment {
                 fd,
                 backing,
                 total_size,
-                created,
-                owner_pid: pid::current(),
+                created: creator_pid.is_some(),
+                owner_pid: creator_pid.unwrap_or(0),
                 persist: std::sync::Mutex::new(false),
                 snapshot: std::sync::OnceLock::new(),
             }),

@@ -181,6 +181,11 @@ fn zeroed_file_is_not_ready_after_the_timeout() {
     let e = open_file(&p).unwrap_err();
     assert!(matches!(e, Error::NotReady { waited: SHORT, .. }), "{e:?}");
     assert!(t.elapsed() >= SHORT);
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        vec![0u8; 4096],
+        "an opener never writes into a file that is not (yet) a shmkit segment"
+    );
     // The same for a named object that never becomes ready.
     let name = common::unique_name("zero");
     let _c = Cleanup(name.clone());

@@ -70,7 +70,12 @@ static SELF_START: AtomicU64 = AtomicU64::new(0);
 
 /// The calling process's start time, read once per process (about 10 µs) and cached.
 pub fn current_start_time() -> u64 {
-    let pid = u64::from(current());
+    start_time_of_self(current())
+}
+
+/// The start time of the calling process, whose pid the caller just read.
+fn start_time_of_self(pid: u32) -> u64 {
+    let pid = u64::from(pid);
     // Relaxed: the two words are written by this process only, each racing writer
     // stores the same values, and a stale pid just re-reads /proc.
     if SELF_PID.load(Ordering::Relaxed) == pid {
@@ -101,9 +106,11 @@ pub struct ProcessId {
 impl ProcessId {
     /// The calling process.
     pub fn current() -> Self {
+        // One getpid: this sits on every segment creation.
+        let pid = current();
         ProcessId {
-            pid: current(),
-            start_time: current_start_time(),
+            pid,
+            start_time: start_time_of_self(pid),
         }
     }
 
