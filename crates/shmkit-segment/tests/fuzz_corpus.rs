@@ -49,19 +49,32 @@ fn seeds_give_their_expected_outcome() {
     ] {
         assert!(get(ok).is_ok(), "{ok}: {:?}", get(ok));
     }
-    let cases: [(&str, fn(&Error) -> bool); 12] = [
+    type Expected = (&'static str, fn(&Error) -> bool);
+    let cases: [Expected; 12] = [
         ("truncated", |e| matches!(e, Error::Truncated { .. })),
-        ("shorter_than_header", |e| matches!(e, Error::Truncated { .. })),
-        ("empty_file", |e| matches!(e, Error::Truncated { found: 0, .. })),
+        ("shorter_than_header", |e| {
+            matches!(e, Error::Truncated { .. })
+        }),
+        ("empty_file", |e| {
+            matches!(e, Error::Truncated { found: 0, .. })
+        }),
         ("bad_magic", |e| matches!(e, Error::Corrupt { .. })),
-        ("bad_format_version", |e| matches!(e, Error::Incompatible { found: 99, .. })),
-        ("bad_kind_version", |e| matches!(e, Error::KindVersion { found: 2, .. })),
-        ("initialising_dead_creator", |e| matches!(e, Error::CreatorDied { .. })),
+        ("bad_format_version", |e| {
+            matches!(e, Error::Incompatible { found: 99, .. })
+        }),
+        ("bad_kind_version", |e| {
+            matches!(e, Error::KindVersion { found: 2, .. })
+        }),
+        ("initialising_dead_creator", |e| {
+            matches!(e, Error::CreatorDied { .. })
+        }),
         ("failed", |e| matches!(e, Error::CreatorFailed { .. })),
         ("uninit_zeroed", |e| matches!(e, Error::NotReady { .. })),
         ("unknown_state", |e| matches!(e, Error::Corrupt { .. })),
         ("bad_data_offset", |e| matches!(e, Error::Corrupt { .. })),
-        ("total_smaller_than_header", |e| matches!(e, Error::Corrupt { .. })),
+        ("total_smaller_than_header", |e| {
+            matches!(e, Error::Corrupt { .. })
+        }),
     ];
     for (name, want) in cases {
         let r = get(name);
