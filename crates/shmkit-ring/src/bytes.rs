@@ -44,6 +44,7 @@ use crate::lock;
 use crate::owner::{Liveness, OwnerId};
 use crate::raw::Mem;
 use crate::role;
+use crate::us;
 use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
 use std::ptr::NonNull;
 
@@ -263,22 +264,6 @@ macro_rules! attach_fns {
                 Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, true)
             }
 
-            /// Attaches to the byte ring at `ptr`, exclusively or `shared`.
-            ///
-            /// # Errors
-            /// As `attach`.
-            ///
-            /// # Safety
-            /// `ptr` must be valid for reads and writes of `len` bytes for the handle's
-            /// lifetime (other processes may write it).
-            pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
-                // SAFETY: forwarded from the caller.
-                Self::from_mem(
-                    unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }?,
-                    shared,
-                )
-            }
-
             /// Another shared handle to the same end, on the same memory
             /// (heap rings too). The new handle locks per operation.
             ///
@@ -311,6 +296,41 @@ macro_rules! attach_fns {
 
 attach_fns!(Producer);
 attach_fns!(Consumer);
+
+/// Attaches to the byte ring at `ptr` (for both ends' `attach_raw`).
+///
+/// # Safety
+/// As `Producer::attach_raw`.
+unsafe fn attach_mem(ptr: NonNull<u8>, len: usize) -> Result<Mem> {
+    // SAFETY: forwarded from the caller.
+    unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }
+}
+
+macro_rules! attach_raw_doc {
+    () => {
+        "Attaches to the byte ring at `ptr`, exclusively or `shared`.\n\n\
+         # Errors\nAs `attach`.\n\n# Safety\n`ptr` must be valid for reads and writes \
+         of `len` bytes for the handle's lifetime (other processes may write it)."
+    };
+}
+
+impl Producer {
+    #[doc = attach_raw_doc!()]
+    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
+        // SAFETY: forwarded from the caller.
+        let mem = unsafe { attach_mem(ptr, len) }?;
+        Self::from_mem(mem, shared)
+    }
+}
+
+impl Consumer {
+    #[doc = attach_raw_doc!()]
+    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
+        // SAFETY: forwarded from the caller.
+        let mem = unsafe { attach_mem(ptr, len) }?;
+        Self::from_mem(mem, shared)
+    }
+}
 
 impl Producer {
     fn from_mem(mem: Mem, shared: bool) -> Result<Self> {
@@ -370,7 +390,7 @@ impl Producer {
                 Ok(WriteRecord {
                     p: self,
                     start,
-                    off: off + HDR as usize,
+                    off: off + us(HDR),
                     len,
                 })
             }
@@ -411,11 +431,11 @@ impl Producer {
             let pad = header_word(contig - HDR, PAD);
             // Cast (off): < cap <= 2^40.
             // SAFETY: free, unpublished bytes (checked above); only we write them.
-            unsafe { e.mem.write(0, off as usize, &pad.to_ne_bytes()) };
+            unsafe { e.mem.write(0, us(off), &pad.to_ne_bytes()) };
             start += contig;
             off = 0;
         }
-        Ok((start, off as usize))
+        Ok((start, us(off)))
     }
 }
 
@@ -524,13 +544,13 @@ impl Consumer {
             }
             let avail = e.theirs - pos;
             // Cast: masked below cap <= 2^40.
-            let off = (pos & e.mask) as usize;
+            let off = us(pos & e.mask);
             // SAFETY: `pos < tail`, both multiples of 8: a published header word that
             // the producer does not touch until we move `head` past it.
             let w = unsafe { e.mem.read_word(0, off) };
             let len = w & 0xffff_ffff;
             // Cast: bits 32..48.
-            let flags = (w >> 32) as u16;
+            let flags = u16::try_from((w >> 32) & 0xffff).unwrap_or(0);
             let total = total_of(len);
             let contig = e.cap - off as u64;
             if flags & PAD != 0 {
@@ -544,7 +564,7 @@ impl Consumer {
                 return Err(corrupt("record length out of range"));
             }
             // Cast: len <= max_record_len < 2^40.
-            return Ok((pos + total, off + HDR as usize, len as usize, flags));
+            return Ok((pos + total, off + us(HDR), us(len), flags));
         }
         Err(corrupt("two padding records in a row"))
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::raw::{HEADER_SIZE, SLOT_CTL_SIZE};
+use crate::us;
 
 /// Which algorithm a ring runs (stored in its header; an attach checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,12 +156,12 @@ impl RingConfig {
     /// Slots, or bytes of the data area for a byte ring.
     pub const fn capacity(&self) -> usize {
         // Cast: at most 2^40, checked at construction (64-bit targets only).
-        self.capacity as usize
+        us(self.capacity)
     }
 
     /// Bytes per slot (a multiple of 8); 0 for a byte ring.
     pub const fn slot_size(&self) -> usize {
-        self.slot_size as usize
+        us(self.slot_size)
     }
 
     /// The largest record payload a byte ring carries: half the data area minus the
@@ -168,7 +169,7 @@ impl RingConfig {
     /// the write position is). 0 for slot rings.
     pub const fn max_record_len(&self) -> usize {
         match self.kind {
-            RingKind::Bytes => (self.capacity / 2 - 8) as usize,
+            RingKind::Bytes => us(self.capacity / 2 - 8),
             _ => 0,
         }
     }
@@ -185,7 +186,7 @@ impl RingConfig {
             RingKind::Bytes => 1,
         };
         // Cast: at most 2^32 * (2^24 + 16) < 2^57, fits a 64-bit usize.
-        (self.capacity * per_slot) as usize
+        us(self.capacity * per_slot)
     }
 
     /// Total bytes the ring occupies: the 384-byte header plus the data area. Place it

@@ -40,6 +40,7 @@ use crate::config::{RingConfig, RingKind};
 use crate::error::{corrupt, Error, Result};
 use crate::owner::{Liveness, OwnerId};
 use crate::raw::{Mem, SlotCtl};
+use crate::us;
 use bytemuck::Pod;
 use shmkit_segment::shim::atomic::Ordering;
 use shmkit_segment::shim::spin_loop;
@@ -235,7 +236,7 @@ impl Mpmc {
         let tail = h.tail.0.load(Ordering::Relaxed);
         let head = h.head.0.load(Ordering::Relaxed);
         // Cast: clamped to cap <= 2^32.
-        tail.saturating_sub(head).min(self.cap) as usize
+        us(tail.saturating_sub(head).min(self.cap))
     }
 
     /// Whether [`Mpmc::len`] is 0.
@@ -407,7 +408,7 @@ impl Mpmc {
             // Acquire: pairs with the AcqRel CASes that advance `tail`, so the stamp
             // we read next is at least the one that made `tail` move.
             let t = h.tail.0.load(Ordering::Acquire);
-            let i = (t & self.mask) as usize;
+            let i = us(t & self.mask);
             let c = self.mem.ctl(i);
             // Acquire: pairs with the consumer's Release store of EMPTY(t) (its reads of
             // the slot happen before our writes).
@@ -478,7 +479,7 @@ impl Mpmc {
         for _ in 0..self.max_tries() {
             // Acquire: pairs with the AcqRel CASes that advance `head`.
             let hd = h.head.0.load(Ordering::Acquire);
-            let i = (hd & self.mask) as usize;
+            let i = us(hd & self.mask);
             let c = self.mem.ctl(i);
             // Acquire: pairs with the producer's Release store of FULL(hd).
             let s = c.stamp.load(Ordering::Acquire);

@@ -50,7 +50,7 @@ impl OwnerId {
     /// The pid part.
     pub fn pid(self) -> u32 {
         // Cast: masked to 22 bits.
-        (self.0 & PID_MASK) as u32
+        u32::try_from(self.0 & PID_MASK).unwrap_or(0)
     }
 }
 

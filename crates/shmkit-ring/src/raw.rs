@@ -170,6 +170,12 @@ struct Heap {
     data: Box<[UnsafeCell<u64>]>,
 }
 
+// SAFETY: the cells are only accessed through `Mem`, under the ring protocols, which
+// synchronise every access between threads (loom checks that); the atomics are Sync.
+unsafe impl Send for Heap {}
+// SAFETY: as for Send.
+unsafe impl Sync for Heap {}
+
 /// Pointers into one ring's memory, with the validated config copied out of it.
 ///
 /// Payload is addressed in *logical bytes* (`slot * data_stride + offset`); the bytes

@@ -28,6 +28,7 @@ use crate::error::{corrupt, Error, Result};
 use crate::owner::OwnerId;
 use crate::raw::Mem;
 use crate::role;
+use crate::us;
 use bytemuck::Pod;
 use shmkit_segment::shim::atomic::Ordering;
 use std::ptr::NonNull;
@@ -187,7 +188,7 @@ impl Producer {
     pub fn free_slots(&mut self) -> Result<usize> {
         self.refresh_head()?;
         // Cast: at most cap <= 2^32.
-        Ok((self.cap - (self.tail - self.head_cache)) as usize)
+        Ok(us(self.cap - (self.tail - self.head_cache)))
     }
 
     /// Reloads `head`; checks `tail - head <= cap`.
@@ -246,7 +247,7 @@ impl Producer {
             Ok(_) => {}
             Err(e) => return Err(e.map_item(|()| item)),
         }
-        let slot = (self.tail & self.mask) as usize;
+        let slot = us(self.tail & self.mask);
         // SAFETY: slot `tail` is free (tail - head < cap) and only this producer
         // writes free slots; the consumer does not read it before `publish`.
         unsafe { self.mem.write(slot, 0, bytemuck::bytes_of(&item)) };
@@ -264,7 +265,7 @@ impl Producer {
         if self.free_for(1)? == 0 {
             return Err(Error::Full(()));
         }
-        let slot = (self.tail & self.mask) as usize;
+        let slot = us(self.tail & self.mask);
         // SAFETY: as in `try_push`: a free slot only this producer writes.
         unsafe { self.mem.write(slot, 0, bytes) };
         self.publish(1);
@@ -284,9 +285,9 @@ impl Producer {
             Err(_) => return 0,
         };
         // Cast: free <= cap <= 2^32.
-        let n = want.min(free) as usize;
+        let n = us(want.min(free));
         for (k, item) in items[..n].iter().enumerate() {
-            let slot = ((self.tail + k as u64) & self.mask) as usize;
+            let slot = us((self.tail + k as u64) & self.mask);
             // SAFETY: positions tail..tail+n are free (n <= free) and unpublished.
             unsafe { self.mem.write(slot, 0, bytemuck::bytes_of(item)) };
         }
@@ -305,7 +306,7 @@ impl Producer {
         if self.free_for(1)? == 0 {
             return Err(Error::Full(()));
         }
-        let slot = (self.tail & self.mask) as usize;
+        let slot = us(self.tail & self.mask);
         Ok(WriteSlot { p: self, slot })
     }
 }
@@ -440,7 +441,7 @@ impl Consumer {
     pub fn len(&mut self) -> Result<usize> {
         self.refresh_tail()?;
         // Cast: at most cap <= 2^32.
-        Ok((self.tail_cache - self.head) as usize)
+        Ok(us(self.tail_cache - self.head))
     }
 
     /// Whether nothing is ready to read.
@@ -504,7 +505,7 @@ impl Consumer {
             return Err(Error::Empty);
         }
         let mut v = T::zeroed();
-        let slot = (self.head & self.mask) as usize;
+        let slot = us(self.head & self.mask);
         // SAFETY: slot `head` is published (head < tail) and the producer does not
         // write it again until we release it.
         unsafe { self.mem.read(slot, 0, bytemuck::bytes_of_mut(&mut v)) };
@@ -522,7 +523,7 @@ impl Consumer {
         if self.avail_for(1)? == 0 {
             return Err(Error::Empty);
         }
-        let slot = (self.head & self.mask) as usize;
+        let slot = us(self.head & self.mask);
         // SAFETY: as in `try_pop`.
         unsafe { self.mem.read(slot, 0, dst) };
         self.release(1);
@@ -540,9 +541,9 @@ impl Consumer {
             Err(_) => return 0,
         };
         // Cast: avail <= cap <= 2^32.
-        let n = (out.len() as u64).min(avail) as usize;
+        let n = us((out.len() as u64).min(avail));
         for (k, v) in out[..n].iter_mut().enumerate() {
-            let slot = ((self.head + k as u64) & self.mask) as usize;
+            let slot = us((self.head + k as u64) & self.mask);
             // SAFETY: positions head..head+n are published and not yet released.
             unsafe { self.mem.read(slot, 0, bytemuck::bytes_of_mut(v)) };
         }
@@ -561,7 +562,7 @@ impl Consumer {
         if self.avail_for(1)? == 0 {
             return Err(Error::Empty);
         }
-        let slot = (self.head & self.mask) as usize;
+        let slot = us(self.head & self.mask);
         Ok(ReadSlot { c: self, slot })
     }
 }

@@ -17,7 +17,7 @@ fn records_wrap_with_padding() {
     assert!(matches!(rx.try_pop_vec(), Err(Error::Empty)));
     for round in 0..50u8 {
         let len = (round as usize * 7) % 25;
-        let msg: Vec<u8> = (0..len as u8).map(|b| b ^ round).collect();
+        let msg: Vec<u8> = (0..u8::try_from(len).unwrap()).map(|b| b ^ round).collect();
         tx.try_push_record(&msg, bytes::FIRST).unwrap();
         let (v, f) = rx.try_pop_vec().unwrap();
         assert_eq!((v, f), (msg, bytes::FIRST));

@@ -53,7 +53,7 @@ fn threads_exactly_once_per_producer_fifo() {
             let q = q.clone();
             std::thread::spawn(move || {
                 let mut got = Vec::new();
-                let mut last = [None::<u64>; P as usize];
+                let mut last = [None::<u64>; 4];
                 loop {
                     match q.try_pop::<u64>() {
                         Ok(u64::MAX) => return got,

@@ -31,7 +31,7 @@ fn zero_copy_reserve_commit_peek_release() {
     let mut w = tx.reserve().unwrap();
     assert_eq!(w.len(), 32);
     w.write_at(8, b"hello");
-    drop(w); // not committed: nothing published
+    let _ = w; // not committed: nothing published
     assert!(rx.peek().is_err());
     let mut w = tx.reserve().unwrap();
     // SAFETY: the slot is reserved; nobody else touches this ring.
@@ -41,9 +41,9 @@ fn zero_copy_reserve_commit_peek_release() {
     let mut b = [0u8; 5];
     r.read_at(0, &mut b);
     assert_eq!(&b, b"world");
-    drop(r);
-    let r = rx.peek().unwrap(); // still there
-                                // SAFETY: published and unreleased; the producer follows the protocol.
+    let _ = r; // not released: stays
+    let r = rx.peek().unwrap();
+    // SAFETY: published and unreleased; the producer follows the protocol.
     assert_eq!(unsafe { &r.as_slice()[..5] }, b"world");
     r.release();
     assert!(rx.peek().is_err());
