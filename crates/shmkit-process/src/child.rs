@@ -195,7 +195,6 @@ impl Child {
 /// Registers a freshly started child (state lock held by the caller) and wakes the
 /// reaper, if there is one, so that it watches the new child too.
 pub(crate) fn register(st: &mut state::State, child: Arc<ChildState>) {
-    st.prune();
     st.children.push(child);
     if let Some(wake) = &st.reaper {
         wake_reaper(wake);

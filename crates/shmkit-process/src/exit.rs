@@ -4,6 +4,7 @@ use crate::state;
 use std::fmt::Debug;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 /// A target's return value, turned into the child's exit code.
 ///
@@ -77,15 +78,31 @@ fn who() -> String {
     format!("Process {} (pid {})", info.name, info.pid)
 }
 
-/// Runs `target` in a child: a panic prints its message on stderr (past any output
-/// capture) and gives exit code 1; stdout and stderr are flushed afterwards.
+/// Installs, once per program, a panic hook that prints a shmkit child's panics as
+/// `Process <name> (pid <pid>) panicked at …` straight to stderr (past any test-harness
+/// output capture) and hands every other panic to the hook that was there before.
+/// Done in the parent before the first start so that children pay nothing for it.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    if std::thread::panicking() {
+        return; // set_hook would panic; the hook is best effort
+    }
+    ONCE.call_once(|| {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(move |info| match state::child_who() {
+            Some(who) => {
+                let _ = writeln!(std::io::stderr(), "{who} {info}");
+            }
+            None => prev(info),
+        }));
+    });
+}
+
+/// Runs `target` in a child: a panic (reported by the hook above) gives exit code 1;
+/// stdout is flushed afterwards. Touches as little memory as it can: every page a
+/// forked child writes is a copy-on-write fault.
 pub(crate) fn run_target(target: impl FnOnce() -> i32) -> i32 {
-    let who = who();
-    panic::set_hook(Box::new(move |info| {
-        let _ = writeln!(std::io::stderr(), "{who} {info}");
-    }));
     let code = panic::catch_unwind(AssertUnwindSafe(target)).unwrap_or(1);
     let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
     code
 }

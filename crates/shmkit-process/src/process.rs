@@ -217,6 +217,7 @@ impl Process {
                 parent: Some(info),
             }
         };
+        crate::exit::install_panic_hook();
         let target = std::mem::replace(&mut self.target, Target::Taken);
         let result = match (self.method, target) {
             (StartMethod::Fork, Target::Closure(t) | Target::Function { fork: t, .. }) => {
@@ -248,7 +249,12 @@ impl Process {
     fn start_fork(&mut self, me: Me, target: BoxedTarget) -> Result<Child> {
         let parent = shmkit_segment::shim::pid::current();
         let daemon = self.daemon;
+        let name = self.name.clone();
         let mut st = state::lock();
+        // Everything that can be done before the fork is: every page the parent
+        // writes while the child lives costs a copy-on-write fault.
+        st.prune();
+        st.children.reserve(1);
         // SAFETY: the child only resets shmkit's state (whose lock this thread holds,
         // so no other thread was inside it), runs the caller's target — which is what
         // the caller asked for, with fork's usual caveats documented on
@@ -280,7 +286,7 @@ impl Process {
                         return Err(Error::os("pidfd_open", &self.name, e));
                     }
                 };
-                let state = Arc::new(ChildState::new(pid, self.name.clone(), daemon, pidfd));
+                let state = Arc::new(ChildState::new(pid, name, daemon, pidfd));
                 child::register(&mut st, Arc::clone(&state));
                 Ok(Child { inner: state })
             }

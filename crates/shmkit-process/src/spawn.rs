@@ -116,7 +116,10 @@ struct Payload {
 /// Whether this process was spawned by shmkit and its entry has not run (so it must
 /// not start children: that could recurse).
 pub(crate) fn unconsumed() -> bool {
-    std::env::var_os(SPAWN_ENV).is_some()
+    // The entry removes the variable before anything else runs, so the answer cannot
+    // change after the first look: cache it (no environment lock per start).
+    static UNCONSUMED: OnceLock<bool> = OnceLock::new();
+    *UNCONSUMED.get_or_init(|| std::env::var_os(SPAWN_ENV).is_some())
 }
 
 fn exe_id() -> std::io::Result<(u64, u64)> {
@@ -204,7 +207,10 @@ pub(crate) fn start(spec: &SpawnSpec, me: Me, name: &str, daemon: bool) -> Resul
         }
     };
     let state = Arc::new(ChildState::new(pid, name.to_owned(), daemon, pidfd));
-    child::register(&mut state::lock(), Arc::clone(&state));
+    let mut st = state::lock();
+    st.prune();
+    child::register(&mut st, Arc::clone(&state));
+    drop(st);
     let handle = Child { inner: state };
     match handshake(&status_rd, pid) {
         Ok(()) => Ok(handle),
@@ -363,6 +369,7 @@ fn child_run(
     };
     let daemon = payload.me.daemon;
     state::lock().become_child(payload.me);
+    crate::exit::install_panic_hook();
     if daemon
         && (sys::set_parent_death_signal(libc::SIGKILL).is_err() || sys::parent_pid() != m.parent)
     {

@@ -93,12 +93,16 @@ impl State {
 
     /// Forgets the children (they belong to the parent) and becomes `me`. Called in a
     /// freshly forked or spawned child.
+    ///
+    /// The parent's entries are forgotten, not dropped: dropping them would write to
+    /// their heap pages (reference counts, the allocator), each a copy-on-write fault
+    /// in a forked child; the leak is this child's private copy only.
     pub(crate) fn become_child(&mut self, me: Me) {
         self.owner = shmkit_segment::shim::pid::current();
-        self.children.clear();
-        self.reaper = None;
+        std::mem::forget(std::mem::take(&mut self.children));
+        std::mem::forget(self.reaper.take());
+        std::mem::forget(self.me.replace(me));
         self.counter = 0;
-        self.me = Some(me);
     }
 
     /// The next default name and identity for a child of this process.
@@ -116,6 +120,25 @@ impl State {
     pub(crate) fn prune(&mut self) {
         self.children.retain(|c| !c.is_reaped());
     }
+}
+
+/// `Process <name> (pid <pid>)` when this process is a shmkit child, else `None`.
+/// Never blocks (a panic may happen while the state lock is held).
+pub(crate) fn child_who() -> Option<String> {
+    let st = match STATE.try_lock() {
+        Ok(st) => st,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    let me = st.me.as_ref()?;
+    if st.owner != shmkit_segment::shim::pid::current() || me.parent.is_none() {
+        return None;
+    }
+    Some(format!(
+        "Process {} (pid {})",
+        display_name(&me.name),
+        st.owner
+    ))
 }
 
 pub(crate) fn display_name(name: &str) -> String {
