@@ -1,17 +1,21 @@
-//! A started child: its pid, a pidfd to wait on, and its exit code once reaped.
+//! A started child: its pid, a pidfd to wait on (opened on first need), and its exit
+//! code once reaped.
 //!
 //! Reaping (`waitpid`) and signalling (`kill`) of one child happen under that child's
 //! lock, so a signal can never hit a reused pid: until we reap it, the pid stays ours.
+//! Blocking waits happen outside the lock and never reap: `waitid(WNOWAIT)` or a
+//! readable pidfd say the child ended, then the lock is taken to reap it.
 
 use crate::error::{Error, Result};
 use crate::state;
 use crate::sys;
 use shmkit_segment::shim::pid::current;
+use shmkit_segment::shim::pid::pidfd_open;
 use shmkit_segment::shim::time::Deadline;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -21,20 +25,41 @@ pub(crate) struct ChildState {
     pub(crate) daemon: bool,
     /// The pid of the process that started the child (only it may wait or signal).
     pub(crate) parent: u32,
-    pidfd: OwnedFd,
+    /// Opened on first need (a timed join, the reaper): a blocking join does not need
+    /// it, and not opening it keeps `start`+`join` two system calls cheaper.
+    pidfd: OnceLock<OwnedFd>,
     exit: Mutex<Option<i32>>,
 }
 
 impl ChildState {
-    pub(crate) fn new(pid: u32, name: String, daemon: bool, pidfd: OwnedFd) -> Self {
+    pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Self {
         ChildState {
             pid,
             name,
             daemon,
             parent: current(),
-            pidfd,
+            pidfd: OnceLock::new(),
             exit: Mutex::new(None),
         }
+    }
+
+    /// The child's pidfd, opened now if need be; `None` once the child was reaped
+    /// (its pid may then name another process).
+    fn pidfd(&self) -> Result<Option<BorrowedFd<'_>>> {
+        if let Some(fd) = self.pidfd.get() {
+            return Ok(Some(fd.as_fd()));
+        }
+        self.check_parent()?;
+        let exit = self.exit.lock().unwrap_or_else(PoisonError::into_inner);
+        if exit.is_some() {
+            return Ok(None);
+        }
+        // Unreaped and ours, so the pid cannot have been reused.
+        let fd = pidfd_open(self.pid).map_err(|e| Error::os("pidfd_open", &self.name, e))?;
+        drop(exit);
+        // A racing opener may have won; then ours is closed and theirs used.
+        let _ = self.pidfd.set(fd);
+        Ok(self.pidfd.get().map(AsFd::as_fd))
     }
 
     fn check_parent(&self) -> Result<()> {
@@ -77,9 +102,16 @@ impl ChildState {
         if let Some(code) = self.poll()? {
             return Ok(Some(code));
         }
-        // The pidfd turns readable when the child exits; we poll it without holding the
-        // lock so that kill/terminate from another thread stay possible meanwhile.
-        let ended = sys::wait_readable(self.pidfd.as_fd(), deadline)
+        // Wait without holding the lock, so that kill/terminate from another thread stay
+        // possible meanwhile, and without reaping, so that they never hit a reused pid.
+        if deadline.is_never() {
+            sys::wait_exit_no_reap(self.pid).map_err(|e| Error::os("waitid", &self.name, e))?;
+            return self.poll();
+        }
+        let Some(fd) = self.pidfd()? else {
+            return self.poll(); // reaped meanwhile by another thread or the reaper
+        };
+        let ended = sys::wait_readable(fd, deadline)
             .map_err(|e| Error::os("poll(pidfd)", &self.name, e))?;
         if !ended {
             return Ok(None);
@@ -107,8 +139,13 @@ impl ChildState {
     pub(crate) fn is_alive(&self) -> bool {
         match self.poll() {
             Ok(code) => code.is_none(),
-            Err(_) => !sys::wait_readable(self.pidfd.as_fd(), Deadline::after(Duration::ZERO))
-                .unwrap_or(true),
+            // Not our child: answer from the pidfd if we have one, else by signal 0.
+            Err(_) => match self.pidfd.get() {
+                Some(fd) => {
+                    !sys::wait_readable(fd.as_fd(), Deadline::after(Duration::ZERO)).unwrap_or(true)
+                }
+                None => sys::kill(self.pid, 0).is_ok(),
+            },
         }
     }
 
@@ -244,7 +281,11 @@ fn reaper_loop(owner: u32, wake: &File) {
             st.children.clone()
         };
         let mut fds = vec![wake.as_raw_fd()];
-        fds.extend(watched.iter().map(|c| c.pidfd.as_raw_fd()));
+        fds.extend(
+            watched
+                .iter()
+                .filter_map(|c| c.pidfd().ok().flatten().map(|fd| fd.as_raw_fd())),
+        );
         let Ok(ready) = sys::wait_any_readable(&fds) else {
             std::thread::sleep(Duration::from_millis(50));
             continue;

@@ -8,7 +8,6 @@ use crate::state::{self, Me};
 use crate::sys;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmkit_segment::shim::pid::pidfd_open;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,15 +277,7 @@ impl Process {
                 sys::exit_now(code)
             }
             sys::Forked::Parent(pid) => {
-                let pidfd = match pidfd_open(pid) {
-                    Ok(fd) => fd,
-                    Err(e) => {
-                        let _ = sys::kill(pid, libc::SIGKILL);
-                        let _ = sys::wait_blocking(pid);
-                        return Err(Error::os("pidfd_open", &self.name, e));
-                    }
-                };
-                let state = Arc::new(ChildState::new(pid, name, daemon, pidfd));
+                let state = Arc::new(ChildState::new(pid, name, daemon));
                 child::register(&mut st, Arc::clone(&state));
                 Ok(Child { inner: state })
             }

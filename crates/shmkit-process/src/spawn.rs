@@ -28,7 +28,7 @@ use crate::state::{self, Me};
 use crate::sys;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use shmkit_segment::shim::pid::{current, pidfd_open};
+use shmkit_segment::shim::pid::current;
 use shmkit_segment::shim::time::Deadline;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -198,15 +198,7 @@ pub(crate) fn start(spec: &SpawnSpec, me: Me, name: &str, daemon: bool) -> Resul
     .map_err(|e| os("posix_spawn", e))?;
     drop(status_wr);
     drop(mem);
-    let pidfd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = sys::kill(pid, libc::SIGKILL);
-            let _ = sys::wait_blocking(pid);
-            return Err(os("pidfd_open", e));
-        }
-    };
-    let state = Arc::new(ChildState::new(pid, name.to_owned(), daemon, pidfd));
+    let state = Arc::new(ChildState::new(pid, name.to_owned(), daemon));
     let mut st = state::lock();
     st.prune();
     child::register(&mut st, Arc::clone(&state));

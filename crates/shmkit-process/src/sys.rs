@@ -74,21 +74,26 @@ pub(crate) fn try_reap(pid: u32) -> io::Result<Option<i32>> {
     }
 }
 
-/// `waitpid(pid, 0)` for the benchmark baseline: blocks until `pid` exits.
+/// Blocks until child `pid` has exited, without reaping it (`waitid(WNOWAIT)`).
 ///
 /// # Errors
-/// As `waitpid`.
-pub(crate) fn wait_blocking(pid: u32) -> io::Result<i32> {
-    let mut status: libc::c_int = 0;
+/// `ECHILD` when `pid` is not an unreaped child (e.g. another thread reaped it).
+pub(crate) fn wait_exit_no_reap(pid: u32) -> io::Result<()> {
+    let id = libc::id_t::from(pid);
     loop {
-        // SAFETY: `status` is a valid, writable int; waitpid has no other preconditions.
-        let r = unsafe { libc::waitpid(pid_t(pid), &mut status, 0) };
-        if r > 0 {
-            return Ok(exit_code_of(status));
+        // SAFETY: siginfo_t is plain data for which all zeroes is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t; the other arguments are values.
+        let r = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == 0 {
+            return Ok(());
         }
         let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            // Reaped meanwhile: it has exited, which is what we waited for.
+            Some(libc::ECHILD) => return Ok(()),
+            _ => return Err(e),
         }
     }
 }
