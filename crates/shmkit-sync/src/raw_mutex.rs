@@ -1,0 +1,403 @@
+//! [`RawMutex`]: a robust, process-shared mutex in 16 bytes of any shared mapping.
+//!
+//! See `docs/adr/0002-robust-mutex.md` for why robustness is done in user space.
+
+use crate::futex::{self, Deadline};
+use crate::ident::{self, Me, TID_MASK};
+use crate::{Error, Result};
+use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// `word` bit: a waiter may be sleeping; the unlocker must wake one.
+const WAITERS: u32 = 1 << 31;
+/// `word` bit: the lock is free because its owner died; the next locker is told.
+const OWNER_DIED: u32 = 1 << 30;
+
+/// How long a sleeping locker waits before checking whether the owner still lives.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an acquired lock must be unlocked, and OwnerDied means the data needs checking"]
+pub enum Acquired {
+    /// The lock was free or released normally.
+    Clean,
+    /// The previous owner died holding it; the caller holds it now.
+    OwnerDied,
+}
+
+/// A robust mutex for shared memory: `#[repr(C)]`, 16 bytes, align 8, no pointers,
+/// zeroed memory is an unlocked mutex.
+///
+/// ```text
+/// word:  bit 31 WAITERS | bit 30 OWNER_DIED | bits 0..30 owner tid (0 = free)
+///
+///   word                 state                              next
+///   0                    free                               lock: CAS -> T
+///   T                    held by thread T, no sleeper       unlock: CAS T -> 0
+///   T|WAITERS            held, a locker may sleep           unlock: swap 0, wake 1
+///   OWNER_DIED[|WAITERS] free, T died holding it            lock: CAS -> me|WAITERS, report
+///
+/// owner_tid, owner_start: the owner's tid and thread start time, written right after
+///   the CAS (Release on owner_tid) and owner_tid cleared before unlocking. A waiter
+///   trusts owner_start only when owner_tid equals the word's tid.
+/// ```
+///
+/// Fast paths: `lock` is one CAS (plus two plain stores), `unlock` one CAS; neither
+/// makes a system call. A contended locker spins adaptively, sets WAITERS and sleeps
+/// on `word` in slices of [`LIVENESS_SLICE`]; after each slice that ends with the
+/// same owner it checks the owner's liveness by `(tid, start time)`. A dead owner's
+/// word is replaced by `OWNER_DIED | WAITERS`; the locker that then wins the CAS gets
+/// [`Acquired::OwnerDied`]. If the owner died between its CAS and recording its start
+/// time, the check uses the tid alone, refusing any thread that started after the
+/// waiter first saw that tid own the lock (so a reused tid is not taken for the owner).
+///
+/// ```
+/// use shmkit_sync::{Acquired, RawMutex};
+/// let m = RawMutex::new();
+/// assert_eq!(m.lock(), Acquired::Clean);
+/// assert!(m.try_lock().is_none());
+/// m.unlock()?;
+/// assert!(m.unlock().is_err()); // not held
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct RawMutex {
+    word: AtomicU32,
+    owner_tid: AtomicU32,
+    owner_start: AtomicU64,
+}
+
+shmkit_segment::assert_layout!(RawMutex, size = 16, align = 8, word @ 0, owner_tid @ 4, owner_start @ 8);
+
+// SAFETY: repr(C) of atomic integers only: valid for every bit pattern, no pointers,
+// no Drop, mutated only atomically.
+#[cfg(not(shmkit_loom))]
+unsafe impl shmkit_segment::Shared for RawMutex {}
+
+impl RawMutex {
+    /// An unlocked mutex (the same as zeroed memory).
+    pub fn new() -> Self {
+        RawMutex {
+            word: AtomicU32::new(0),
+            owner_tid: AtomicU32::new(0),
+            owner_start: AtomicU64::new(0),
+        }
+    }
+
+    /// Locks, blocking as long as needed.
+    #[inline]
+    pub fn lock(&self) -> Acquired {
+        // With no deadline the lock is always acquired eventually.
+        self.lock_until(Deadline::NEVER).unwrap_or(Acquired::Clean)
+    }
+
+    /// Locks if that is possible right now. When the lock is held, checks once
+    /// whether its owner died (reading `/proc`), and takes it over if so.
+    #[inline]
+    pub fn try_lock(&self) -> Option<Acquired> {
+        self.lock_until(Deadline::at_nanos(0))
+    }
+
+    /// Locks, waiting until `deadline` at the latest; `None` when it passed.
+    #[inline]
+    pub fn lock_until(&self, deadline: Deadline) -> Option<Acquired> {
+        let me = ident::current();
+        // Acquire: pairs with the Release of the unlock that freed the word.
+        if self
+            .word
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.record(me);
+            return Some(Acquired::Clean);
+        }
+        self.lock_slow(me, deadline)
+    }
+
+    /// Locks, waiting at most `timeout` (zero = try once; huge = forever).
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<Acquired> {
+        self.lock_until(futex::deadline_after(timeout))
+    }
+
+    #[inline]
+    fn record(&self, me: Me) {
+        // Relaxed: published by the Release store of owner_tid just below.
+        self.owner_start.store(me.start, Ordering::Relaxed);
+        // Release: pairs with the Acquire load of owner_tid in `owner_alive`.
+        self.owner_tid.store(me.tid, Ordering::Release);
+    }
+
+    /// Tries to take the word `v` (whose tid is 0), leaving `bits` set.
+    fn take(&self, v: u32, me: Me, bits: u32) -> Option<Acquired> {
+        // Acquire: pairs with the Release of the unlock (or of the recovery CAS).
+        self.word
+            .compare_exchange(v, me.tid | bits, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.record(me);
+        Some(if v & OWNER_DIED != 0 {
+            Acquired::OwnerDied
+        } else {
+            Acquired::Clean
+        })
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: Me, deadline: Deadline) -> Option<Acquired> {
+        let started = futex::now();
+        let mut got = None;
+        if !deadline.is_expired() {
+            futex::spin_until(deadline, || {
+                // Relaxed: `take`'s CAS carries the Acquire.
+                let v = self.word.load(Ordering::Relaxed);
+                if v & TID_MASK == 0 {
+                    got = self.take(v, me, v & WAITERS);
+                }
+                got.is_some()
+            });
+            if got.is_some() {
+                return got;
+            }
+        }
+        // (tid, boot ticks when first seen owning) for the liveness check.
+        let mut watch: Option<(u32, u64)> = None;
+        let mut checked_at_deadline = false;
+        loop {
+            // Relaxed: the CAS in `take` carries the Acquire.
+            let v = self.word.load(Ordering::Relaxed);
+            let owner = v & TID_MASK;
+            if owner == 0 {
+                // Someone may still sleep: keep WAITERS so our unlock wakes them.
+                if let Some(a) = self.take(v, me, WAITERS) {
+                    futex::note_slept(started);
+                    return Some(a);
+                }
+                continue;
+            }
+            if watch.map(|w| w.0) != Some(owner) {
+                watch = Some((owner, ident::boot_ticks()));
+            }
+            if deadline.is_expired() {
+                if checked_at_deadline || !self.reap_if_dead(v, watch) {
+                    return None;
+                }
+                checked_at_deadline = true;
+                continue;
+            }
+            if v & WAITERS == 0
+                && self
+                    .word
+                    .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            #[cfg(not(shmkit_loom))]
+            let slice = Deadline::after(LIVENESS_SLICE).min(deadline);
+            #[cfg(shmkit_loom)]
+            let slice = deadline;
+            if !futex::wait(&self.word, v | WAITERS, slice) {
+                // The slice ended with no wake-up: does the owner still live?
+                // Relaxed: only compared with `v`; `reap_if_dead` re-reads.
+                if self.word.load(Ordering::Relaxed) & TID_MASK == owner {
+                    self.reap_if_dead(v | WAITERS, watch);
+                }
+            }
+        }
+    }
+
+    /// If the owner in word `v` is dead, frees the word with OWNER_DIED (keeping
+    /// WAITERS) and returns true.
+    fn reap_if_dead(&self, v: u32, watch: Option<(u32, u64)>) -> bool {
+        let owner = v & TID_MASK;
+        if owner == 0 || self.owner_alive(owner, watch) {
+            return false;
+        }
+        // Relaxed load; the CAS fails if anything changed since.
+        let now = self.word.load(Ordering::Relaxed);
+        if now & TID_MASK != owner {
+            return false;
+        }
+        // Relaxed: forget the dead owner's record, unless a new owner replaced it;
+        // published by the Release CAS below.
+        let _ = self
+            .owner_tid
+            .compare_exchange(owner, 0, Ordering::Relaxed, Ordering::Relaxed);
+        // Release: a later `take` (Acquire) sees the cleared side field.
+        self.word
+            .compare_exchange(
+                now,
+                (now & WAITERS) | OWNER_DIED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    fn owner_alive(&self, owner: u32, watch: Option<(u32, u64)>) -> bool {
+        // Acquire: pairs with the Release store in `record`, so owner_start is the
+        // value written by this owner.
+        let recorded = self.owner_tid.load(Ordering::Acquire) == owner;
+        // Relaxed: ordered by the Acquire above.
+        let start = recorded.then(|| self.owner_start.load(Ordering::Relaxed));
+        let seen_at = watch.filter(|w| w.0 == owner).map_or(0, |w| w.1);
+        ident::is_alive(owner, start, seen_at)
+    }
+
+    /// Unlocks.
+    ///
+    /// # Errors
+    /// [`Error::NotOwner`] if the calling thread does not hold the lock (the lock is
+    /// left as it was).
+    #[inline]
+    pub fn unlock(&self) -> Result<()> {
+        let me = ident::current();
+        // Relaxed: an ownership check; only the owner can change the tid bits now.
+        let v = self.word.load(Ordering::Relaxed);
+        if v & TID_MASK != me.tid {
+            return Err(Error::NotOwner { op: "unlock" });
+        }
+        // Relaxed: published by the Release swap/CAS below.
+        self.owner_tid.store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire CAS of the next locker.
+        if self
+            .word
+            .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            // Release: as above. WAITERS was set: wake one sleeper.
+            let prev = self.word.swap(0, Ordering::Release);
+            if prev & WAITERS != 0 {
+                futex::wake(&self.word, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any thread holds the lock (a snapshot).
+    pub fn is_locked(&self) -> bool {
+        // Relaxed: a snapshot for diagnostics.
+        self.word.load(Ordering::Relaxed) & TID_MASK != 0
+    }
+
+    /// Whether the calling thread holds the lock.
+    pub fn is_owned_by_current_thread(&self) -> bool {
+        // Relaxed: only this thread can make the answer true or false.
+        self.word.load(Ordering::Relaxed) & TID_MASK == ident::current().tid
+    }
+
+    /// The raw state word (for tests and diagnostics).
+    pub fn state(&self) -> u32 {
+        // Relaxed: a snapshot.
+        self.word.load(Ordering::Relaxed)
+    }
+
+    /// Overwrites the lock word as if thread `tid` held the lock and then vanished
+    /// without recording itself: for crash tests of the recovery path.
+    #[doc(hidden)]
+    pub fn simulate_holder(&self, tid: u32) {
+        // Relaxed: test-only state injection, before any other thread looks.
+        self.owner_tid.store(0, Ordering::Relaxed);
+        self.word.store(tid & TID_MASK, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn lock_unlock_and_owner_checks() {
+        let m = RawMutex::new();
+        assert!(!m.is_locked());
+        assert_eq!(m.lock(), Acquired::Clean);
+        assert!(m.is_owned_by_current_thread());
+        let m = Arc::new(m);
+        let m2 = Arc::clone(&m);
+        std::thread::spawn(move || {
+            assert!(matches!(m2.unlock(), Err(Error::NotOwner { .. })));
+            assert!(m2.try_lock().is_none());
+            assert!(m2.lock_timeout(Duration::from_millis(30)).is_none());
+        })
+        .join()
+        .expect("thread");
+        assert!(m.is_locked());
+        m.unlock().expect("owner unlocks");
+        assert!(m.unlock().is_err());
+        assert_eq!(m.state(), 0);
+    }
+
+    #[test]
+    fn threads_exclude_each_other() {
+        let m = Arc::new(RawMutex::new());
+        let counter = Arc::new(AtomicU64::new(0));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (m, c) = (Arc::clone(&m), Arc::clone(&counter));
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        let _ = m.lock();
+                        // Relaxed load+store (not RMW): a lost update means no exclusion.
+                        let v = c.load(Ordering::Relaxed);
+                        c.store(v + 1, Ordering::Relaxed);
+                        m.unlock().expect("unlock");
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().expect("thread");
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), 80_000);
+        assert_eq!(m.state(), 0);
+    }
+
+    #[test]
+    fn dead_unrecorded_owner_is_reaped() {
+        let m = RawMutex::new();
+        // A tid far above any pid_max: no such thread exists.
+        m.simulate_holder(0x3FFF_FFF0);
+        let t = Instant::now();
+        assert_eq!(
+            m.lock_timeout(Duration::from_secs(10)),
+            Some(Acquired::OwnerDied)
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        m.unlock().expect("unlock");
+        assert_eq!(m.lock(), Acquired::Clean);
+        m.unlock().expect("unlock");
+        // try_lock checks once too.
+        m.simulate_holder(0x3FFF_FFF0);
+        assert_eq!(m.try_lock(), Some(Acquired::OwnerDied));
+        m.unlock().expect("unlock");
+    }
+
+    #[test]
+    fn thread_that_exits_holding_the_lock_is_detected() {
+        let m = Arc::new(RawMutex::new());
+        let m2 = Arc::clone(&m);
+        std::thread::spawn(move || {
+            let _ = m2.lock();
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(m.lock(), Acquired::OwnerDied);
+        m.unlock().expect("unlock");
+    }
+
+    #[test]
+    fn live_holder_is_not_reaped_and_zero_timeout_tries_once() {
+        let m = RawMutex::new();
+        let _ = m.lock();
+        let t = Instant::now();
+        assert!(m.lock_timeout(Duration::ZERO).is_none());
+        assert!(m.lock_timeout(Duration::from_millis(60)).is_none());
+        assert!(t.elapsed() >= Duration::from_millis(60));
+        m.unlock().expect("unlock");
+        assert!(m.lock_timeout(Duration::MAX).is_some());
+        m.unlock().expect("unlock");
+    }
+}

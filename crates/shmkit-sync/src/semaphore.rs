@@ -1,0 +1,429 @@
+//! [`RawSemaphore`], [`Semaphore`] and [`BoundedSemaphore`].
+//!
+//! Permits held by a process that dies are **not** reclaimed (no holder tracking):
+//! a semaphore counts permits, not owners, and Python's does the same. Use a
+//! [`crate::Lock`] when ownership matters.
+
+use crate::futex::{self, Deadline};
+use crate::{Error, Result};
+use shmkit_segment::shim::atomic::{fence, AtomicU32, Ordering};
+#[cfg(not(shmkit_loom))]
+use shmkit_segment::{Kind, Token};
+#[cfg(not(shmkit_loom))]
+use std::fmt;
+#[cfg(not(shmkit_loom))]
+use std::time::Duration;
+
+/// The largest value a semaphore can hold (POSIX `SEM_VALUE_MAX` on Linux).
+pub const MAX_VALUE: u32 = i32::MAX as u32;
+
+/// A counting semaphore for shared memory: `#[repr(C)]`, 16 bytes, zero = a
+/// semaphore of value 0 with no bound.
+///
+/// ```text
+/// value    the permits available (0..=MAX_VALUE); the futex word
+/// waiters  how many acquirers announced they may sleep
+/// bounded  0 = unbounded; 1 = release may not raise value above `bound`
+/// bound    the bound (a BoundedSemaphore's initial value)
+/// ```
+///
+/// Acquire takes a permit with a CAS (value > 0). When there is none it spins, then
+/// increments `waiters` and sleeps on `value` while it is 0. Release increments
+/// `value` with a CAS (refusing to pass the bound), then — after a SeqCst fence —
+/// wakes one sleeper if `waiters > 0`. The SeqCst increment of `waiters` and the
+/// fence in release form a Dekker pair: either the acquirer sees the new value or the
+/// releaser sees the waiter, and the futex re-checks `value == 0` atomically.
+///
+/// ```
+/// use shmkit_sync::RawSemaphore;
+/// let s = RawSemaphore::with_value(1);
+/// assert!(s.try_acquire());
+/// assert!(!s.try_acquire());
+/// s.release()?;
+/// assert_eq!(s.get_value(), 1);
+/// # Ok::<(), shmkit_sync::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct RawSemaphore {
+    value: AtomicU32,
+    waiters: AtomicU32,
+    bounded: AtomicU32,
+    bound: AtomicU32,
+}
+
+shmkit_segment::assert_layout!(RawSemaphore, size = 16, align = 4, value @ 0, waiters @ 4, bounded @ 8, bound @ 12);
+
+// SAFETY: repr(C) of atomic integers only: any bit pattern, no pointers, no Drop.
+#[cfg(not(shmkit_loom))]
+unsafe impl shmkit_segment::Shared for RawSemaphore {}
+
+impl RawSemaphore {
+    /// An unbounded semaphore of value 0 (equal to zeroed memory).
+    pub fn new() -> Self {
+        Self::with_value(0)
+    }
+
+    /// An unbounded semaphore of value `value` (clamped to [`MAX_VALUE`]).
+    pub fn with_value(value: u32) -> Self {
+        let s = RawSemaphore::default();
+        s.init(value.min(MAX_VALUE), None);
+        s
+    }
+
+    /// (Re)initialises in place: value `value`, bounded by `bound` if given. For a
+    /// fresh zeroed mapping, before any other process uses it.
+    pub fn init(&self, value: u32, bound: Option<u32>) {
+        // Relaxed: initialisation happens before publication (segment ready flag).
+        self.value.store(value, Ordering::Relaxed);
+        self.waiters.store(0, Ordering::Relaxed);
+        self.bounded
+            .store(u32::from(bound.is_some()), Ordering::Relaxed);
+        self.bound.store(bound.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    fn limit(&self) -> u32 {
+        // Relaxed: constant after initialisation.
+        if self.bounded.load(Ordering::Relaxed) != 0 {
+            self.bound.load(Ordering::Relaxed).min(MAX_VALUE)
+        } else {
+            MAX_VALUE
+        }
+    }
+
+    /// The bound of a bounded semaphore.
+    pub fn bound(&self) -> Option<u32> {
+        // Relaxed: constant after initialisation.
+        (self.bounded.load(Ordering::Relaxed) != 0).then(|| self.bound.load(Ordering::Relaxed))
+    }
+
+    /// Takes a permit if one is available now.
+    #[inline]
+    pub fn try_acquire(&self) -> bool {
+        // Acquire: pairs with the release CAS, so the releaser's writes are visible.
+        self.value
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| v.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Takes a permit, waiting until `deadline`; false if it passed.
+    pub fn acquire_until(&self, deadline: Deadline) -> bool {
+        if self.try_acquire() {
+            return true;
+        }
+        let started = futex::now();
+        if !deadline.is_expired() && futex::spin_until(deadline, || self.try_acquire()) {
+            return true;
+        }
+        // SeqCst: the announce half of the Dekker pair with `release`'s fence.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let got = loop {
+            if self.try_acquire() {
+                break true;
+            }
+            if deadline.is_expired() {
+                break false;
+            }
+            futex::wait(&self.value, 0, deadline);
+        };
+        // Relaxed: the count only decides whether releasers make a syscall.
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        if got {
+            futex::note_slept(started);
+        }
+        got
+    }
+
+    /// Takes a permit, blocking as long as needed.
+    pub fn acquire(&self) {
+        self.acquire_until(Deadline::NEVER);
+    }
+
+    /// Adds a permit, waking one sleeper if any announced itself.
+    ///
+    /// # Errors
+    /// [`Error::ReleasedTooManyTimes`] for a bounded semaphore at its bound, or
+    /// [`Error::Overflow`] at [`MAX_VALUE`]; the value is unchanged either way.
+    #[inline]
+    pub fn release(&self) -> Result<()> {
+        let limit = self.limit();
+        // Release: pairs with the Acquire in `try_acquire`.
+        if let Err(v) = self
+            .value
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
+                (v < limit).then_some(v + 1)
+            })
+        {
+            return Err(match self.bound() {
+                Some(bound) if v >= bound => Error::ReleasedTooManyTimes { bound },
+                _ => Error::Overflow {
+                    what: "semaphore value",
+                    limit: MAX_VALUE,
+                },
+            });
+        }
+        // SeqCst fence: the other half of the Dekker pair with the waiters increment.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence.
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            futex::wake(&self.value, 1);
+        }
+        Ok(())
+    }
+
+    /// The current value (a snapshot).
+    pub fn get_value(&self) -> u32 {
+        // Relaxed: a snapshot.
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(not(shmkit_loom))]
+/// Segment kind of a [`Semaphore`] or [`BoundedSemaphore`].
+pub const SEMAPHORE_KIND: Kind = Kind::from_tag(*b"SEMA");
+#[cfg(not(shmkit_loom))]
+const SEM_LEN: usize = std::mem::size_of::<RawSemaphore>();
+
+#[cfg(not(shmkit_loom))]
+fn check_value(value: u32) -> Result<()> {
+    if value > MAX_VALUE {
+        return Err(Error::InvalidArgument {
+            what: "value",
+            reason: "a semaphore value must be at most 2^31-1 (SEM_VALUE_MAX)",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(shmkit_loom))]
+macro_rules! semaphore_handle {
+    ($(#[$doc:meta])* $name:ident, $bounded:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            shm: crate::handle::Shm<RawSemaphore>,
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("segment", &self.shm.segment().describe())
+                    .field("value", &self.get_value())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            fn init(value: u32) -> impl FnOnce(&RawSemaphore) {
+                move |r| r.init(value, $bounded.then_some(value))
+            }
+
+            /// A new anonymous semaphore with `value` permits.
+            ///
+            /// # Errors
+            /// [`Error::InvalidArgument`] if `value` exceeds [`MAX_VALUE`];
+            /// [`Error::Segment`].
+            pub fn new(value: u32) -> Result<Self> {
+                check_value(value)?;
+                Ok($name {
+                    shm: crate::handle::Shm::anonymous(SEMAPHORE_KIND, SEM_LEN, Self::init(value))?,
+                })
+            }
+
+            /// A new named semaphore with `value` permits.
+            ///
+            /// # Errors
+            /// As `new`, plus `AlreadyExists`.
+            pub fn create(name: &str, value: u32) -> Result<Self> {
+                check_value(value)?;
+                Ok($name {
+                    shm: crate::handle::Shm::create(name, SEMAPHORE_KIND, SEM_LEN, Self::init(value))?,
+                })
+            }
+
+            /// Opens a named semaphore.
+            ///
+            /// # Errors
+            /// [`Error::Segment`].
+            pub fn open(name: &str) -> Result<Self> {
+                Ok($name {
+                    shm: crate::handle::Shm::open(name, SEMAPHORE_KIND, SEM_LEN)?,
+                })
+            }
+
+            /// Opens a named semaphore or creates it with `value` permits.
+            ///
+            /// # Errors
+            /// As `create` and `open`.
+            pub fn open_or_create(name: &str, value: u32) -> Result<Self> {
+                check_value(value)?;
+                Ok($name {
+                    shm: crate::handle::Shm::open_or_create(name, SEMAPHORE_KIND, SEM_LEN, Self::init(value))?.0,
+                })
+            }
+
+            /// A token for `from_token`.
+            ///
+            /// # Errors
+            /// [`Error::Segment`].
+            pub fn token(&self) -> Result<Token> {
+                self.shm.token()
+            }
+
+            /// Rebuilds the semaphore from a token.
+            ///
+            /// # Errors
+            /// [`Error::Segment`].
+            pub fn from_token(token: &Token) -> Result<Self> {
+                Ok($name {
+                    shm: crate::handle::Shm::from_token(token, SEMAPHORE_KIND, SEM_LEN)?,
+                })
+            }
+
+            /// The raw semaphore.
+            pub fn raw(&self) -> &RawSemaphore {
+                self.shm.raw()
+            }
+
+            /// Takes a permit, blocking as long as needed.
+            pub fn acquire(&self) {
+                self.raw().acquire();
+            }
+
+            /// Takes a permit if one is available now.
+            pub fn try_acquire(&self) -> bool {
+                self.raw().try_acquire()
+            }
+
+            /// Takes a permit, waiting at most `timeout` (zero = try once, huge =
+            /// forever); returns whether it got one.
+            pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+                self.raw().acquire_until(futex::deadline_after(timeout))
+            }
+
+            /// The current value.
+            pub fn get_value(&self) -> u32 {
+                self.raw().get_value()
+            }
+        }
+
+        crate::lock::token_serde!($name);
+    };
+}
+
+#[cfg(not(shmkit_loom))]
+semaphore_handle!(
+    /// Python's `multiprocessing.Semaphore`, shared between processes.
+    ///
+    /// ```
+    /// use shmkit_sync::Semaphore;
+    /// let s = Semaphore::new(2)?;
+    /// assert!(s.try_acquire() && s.try_acquire() && !s.try_acquire());
+    /// s.release()?;
+    /// assert_eq!(s.get_value(), 1);
+    /// # Ok::<(), shmkit_sync::Error>(())
+    /// ```
+    Semaphore,
+    false
+);
+
+#[cfg(not(shmkit_loom))]
+semaphore_handle!(
+    /// Python's `multiprocessing.BoundedSemaphore`: releasing above the initial value
+    /// is an error and leaves the value unchanged.
+    ///
+    /// ```
+    /// use shmkit_sync::{BoundedSemaphore, Error};
+    /// let s = BoundedSemaphore::new(1)?;
+    /// assert!(matches!(s.release(), Err(Error::ReleasedTooManyTimes { bound: 1 })));
+    /// assert_eq!(s.get_value(), 1);
+    /// # Ok::<(), shmkit_sync::Error>(())
+    /// ```
+    BoundedSemaphore,
+    true
+);
+
+#[cfg(not(shmkit_loom))]
+impl Semaphore {
+    /// Adds a permit.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] at [`MAX_VALUE`] (value unchanged).
+    pub fn release(&self) -> Result<()> {
+        self.raw().release()
+    }
+}
+
+#[cfg(not(shmkit_loom))]
+impl BoundedSemaphore {
+    /// Adds a permit.
+    ///
+    /// # Errors
+    /// [`Error::ReleasedTooManyTimes`] if the value is at the bound (unchanged).
+    pub fn release(&self) -> Result<()> {
+        self.raw().release()
+    }
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn bad_values_and_bounds() {
+        assert!(matches!(
+            Semaphore::new(MAX_VALUE + 1),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let s = Semaphore::new(MAX_VALUE).expect("max");
+        assert!(matches!(s.release(), Err(Error::Overflow { .. })));
+        assert_eq!(s.get_value(), MAX_VALUE);
+        let b = BoundedSemaphore::new(0).expect("bounded 0");
+        assert!(matches!(
+            b.release(),
+            Err(Error::ReleasedTooManyTimes { bound: 0 })
+        ));
+        assert_eq!(b.get_value(), 0);
+        assert!(!b.try_acquire());
+        assert!(!b.acquire_timeout(Duration::ZERO));
+    }
+
+    #[test]
+    fn blocked_acquirers_are_woken_one_per_release() {
+        let s = Semaphore::new(0).expect("sem");
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.acquire_timeout(Duration::from_secs(30)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..3 {
+            s.release().expect("release");
+        }
+        for h in hs {
+            assert!(h.join().expect("acquirer"));
+        }
+        assert_eq!(s.get_value(), 0);
+        let t = Instant::now();
+        assert!(!s.acquire_timeout(Duration::from_millis(30)));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert!(!s.acquire_timeout(Duration::ZERO));
+        s.release().expect("release");
+        assert!(s.acquire_timeout(Duration::MAX));
+    }
+
+    #[test]
+    fn named_and_token() {
+        let name = format!("sync-sem-test-{}", std::process::id());
+        let a = BoundedSemaphore::create(&name, 3).expect("create");
+        let b = BoundedSemaphore::open(&name).expect("open");
+        assert!(a.try_acquire());
+        assert_eq!(b.get_value(), 2);
+        let c = BoundedSemaphore::from_token(&b.token().expect("token")).expect("token");
+        c.release().expect("release");
+        assert!(c.release().is_err());
+        assert_eq!(a.get_value(), 3);
+    }
+}
