@@ -1,0 +1,274 @@
+//! loom models of the SPSC, MPMC and byte rings (and the MPMC crash repair).
+//!
+//! Run: `RUSTFLAGS="--cfg shmkit_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!   CARGO_TARGET_DIR=target/loom cargo test -p shmkit-ring --test loom --release`.
+#![cfg(shmkit_loom)]
+#![allow(clippy::unwrap_used)]
+
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use shmkit_ring::mpmc::CrashPoint;
+use shmkit_ring::owner::Liveness;
+use shmkit_ring::{bytes, mpmc, spsc, Error, OwnerId, RingConfig};
+
+fn push_spsc(tx: &mut spsc::Producer, v: u64) {
+    while tx.try_push(v).is_err() {
+        thread::yield_now();
+    }
+}
+
+fn pop_spsc(rx: &mut spsc::Consumer) -> u64 {
+    loop {
+        match rx.try_pop::<u64>() {
+            Ok(v) => return v,
+            Err(Error::Empty) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn spsc_in_order_capacities_1_to_4() {
+    for cap in [1usize, 2, 4] {
+        loom::model(move || {
+            let (mut tx, mut rx) = spsc::new(&RingConfig::spsc_of::<u64>(cap).unwrap()).unwrap();
+            let p = thread::spawn(move || {
+                for v in 1..=3 {
+                    push_spsc(&mut tx, v);
+                }
+            });
+            for v in 1..=3 {
+                assert_eq!(pop_spsc(&mut rx), v);
+            }
+            assert!(matches!(rx.try_pop::<u64>(), Err(Error::Empty)));
+            p.join().unwrap();
+        });
+    }
+}
+
+#[test]
+fn spsc_batches_and_zero_copy() {
+    loom::model(|| {
+        let (mut tx, mut rx) = spsc::new(&RingConfig::spsc_of::<u64>(2).unwrap()).unwrap();
+        let p = thread::spawn(move || {
+            let mut sent = 0;
+            while sent < 2 {
+                sent += tx.push_slice(&[10u64, 11][sent..]);
+                thread::yield_now();
+            }
+            loop {
+                if let Ok(mut w) = tx.reserve() {
+                    w.write(&12u64);
+                    w.commit();
+                    break;
+                }
+                thread::yield_now();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if got.len() == 2 {
+                if let Ok(r) = rx.peek() {
+                    got.push(r.read::<u64>());
+                    r.release();
+                }
+            } else {
+                let mut buf = [0u64; 2];
+                let n = rx.pop_slice(&mut buf[..2 - got.len()]);
+                got.extend_from_slice(&buf[..n]);
+            }
+            thread::yield_now();
+        }
+        assert_eq!(got, [10, 11, 12]);
+        p.join().unwrap();
+    });
+}
+
+fn push_mpmc(q: &mpmc::Mpmc, v: u64) {
+    while q.try_push(v).is_err() {
+        thread::yield_now();
+    }
+}
+
+fn pop_mpmc(q: &mpmc::Mpmc) -> u64 {
+    loop {
+        match q.try_pop::<u64>() {
+            Ok(v) => return v,
+            Err(Error::Empty) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Two producers, one consumer: each item once, each producer's items in order.
+#[test]
+fn mpmc_two_producers() {
+    for cap in [1usize, 2] {
+        loom::model(move || {
+            let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
+            let ps: Vec<_> = [10u64, 20]
+                .into_iter()
+                .map(|base| {
+                    let q = q.clone();
+                    thread::spawn(move || {
+                        push_mpmc(&q, base);
+                        if base == 10 {
+                            push_mpmc(&q, base + 1);
+                        }
+                    })
+                })
+                .collect();
+            let mut got: Vec<u64> = (0..3).map(|_| pop_mpmc(&q)).collect();
+            let tens: Vec<u64> = got.iter().copied().filter(|v| *v < 20).collect();
+            assert_eq!(tens, [10, 11]);
+            got.sort_unstable();
+            assert_eq!(got, [10, 11, 20]);
+            for p in ps {
+                p.join().unwrap();
+            }
+        });
+    }
+}
+
+/// One producer, two consumers: every item taken exactly once.
+#[test]
+fn mpmc_two_consumers() {
+    for cap in [1usize, 4] {
+        loom::model(move || {
+            let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
+            let q2 = q.clone();
+            let c = thread::spawn(move || pop_mpmc(&q2));
+            push_mpmc(&q, 1);
+            push_mpmc(&q, 2);
+            let mine = pop_mpmc(&q);
+            let theirs = c.join().unwrap();
+            let mut all = [mine, theirs];
+            all.sort_unstable();
+            assert_eq!(all, [1, 2]);
+            assert!(matches!(q.try_pop::<u64>(), Err(Error::Empty)));
+        });
+    }
+}
+
+const DEAD: OwnerId = OwnerId::from_raw(0xdead_0000_0001);
+
+/// A producer "killed" inside its push (the thread stops there), concurrently with a
+/// live producer and a consumer: the consumer still gets the live item exactly once,
+/// and the dead item at most once.
+#[test]
+fn mpmc_dead_producer_is_passed() {
+    for point in [
+        CrashPoint::AfterLock,
+        CrashPoint::AfterClaim,
+        CrashPoint::AfterCopy,
+    ] {
+        loom::model(move || {
+            let dead = Arc::new(AtomicBool::new(false));
+            let oracle = {
+                let dead = Arc::clone(&dead);
+                Liveness::custom(move |id| id != DEAD || !dead.load(Ordering::Acquire))
+            };
+            let q = mpmc::new(&RingConfig::mpmc_of::<u64>(2).unwrap()).unwrap();
+            let live =
+                q.clone()
+                    .with_identity(OwnerId::from_raw(1), oracle.clone(), CrashPoint::Never);
+            let dying = q.clone().with_identity(DEAD, oracle, point);
+            let d = thread::spawn(move || {
+                assert!(dying.try_push(99u64).is_err());
+                dead.store(true, Ordering::Release);
+            });
+            push_mpmc(&live, 1);
+            let got = pop_mpmc(&live);
+            d.join().unwrap();
+            assert_eq!(got, 1, "the dead push never reached FULL");
+            assert!(matches!(live.try_pop::<u64>(), Err(Error::Empty)));
+        });
+    }
+}
+
+/// A consumer killed mid-pop: the producer can still fill the ring afterwards.
+#[test]
+fn mpmc_dead_consumer_is_passed() {
+    loom::model(|| {
+        let dead = Arc::new(AtomicBool::new(false));
+        let oracle = {
+            let dead = Arc::clone(&dead);
+            Liveness::custom(move |id| id != DEAD || !dead.load(Ordering::Acquire))
+        };
+        let q = mpmc::new(&RingConfig::mpmc_of::<u64>(1).unwrap()).unwrap();
+        let live = q
+            .clone()
+            .with_identity(OwnerId::from_raw(1), oracle.clone(), CrashPoint::Never);
+        let dying = q
+            .clone()
+            .with_identity(DEAD, oracle, CrashPoint::AfterClaim);
+        push_mpmc(&live, 1);
+        let d = thread::spawn(move || {
+            let _ = dying.try_pop::<u64>();
+            dead.store(true, Ordering::Release);
+        });
+        // Either the dying consumer claimed 1 (lost, allowed) or we get it.
+        push_mpmc(&live, 2);
+        let a = pop_mpmc(&live);
+        d.join().unwrap();
+        if a == 1 {
+            assert_eq!(pop_mpmc(&live), 2);
+        } else {
+            assert_eq!(a, 2);
+        }
+    });
+}
+
+fn pop_bytes(rx: &mut bytes::Consumer) -> Vec<u8> {
+    loop {
+        match rx.try_pop_vec() {
+            Ok((v, _)) => return v,
+            Err(Error::Empty) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Varying sizes in a 32-byte ring (records of up to 8 bytes): wrap-around with PAD.
+#[test]
+fn bytes_in_order_with_wrap() {
+    loom::model(|| {
+        let (mut tx, mut rx) = bytes::new(&RingConfig::bytes(32).unwrap()).unwrap();
+        let msgs: [&[u8]; 3] = [b"abcdefgh", b"x", b"12345678"];
+        let p = thread::spawn(move || {
+            for m in msgs {
+                while tx.try_push(m).is_err() {
+                    thread::yield_now();
+                }
+            }
+        });
+        for m in msgs {
+            assert_eq!(pop_bytes(&mut rx), m);
+        }
+        p.join().unwrap();
+    });
+}
+
+/// Two handles sharing the producer end: records never interleave.
+#[test]
+fn bytes_shared_producers() {
+    loom::model(|| {
+        let (tx, mut rx) = bytes::new(&RingConfig::bytes(64).unwrap()).unwrap();
+        let mut a = tx.new_shared().unwrap();
+        let mut b = tx.new_shared().unwrap();
+        drop(tx);
+        let t = thread::spawn(move || {
+            while a.try_push(b"aaaaaaaaaa").is_err() {
+                thread::yield_now();
+            }
+        });
+        while b.try_push(b"bb").is_err() {
+            thread::yield_now();
+        }
+        let mut got = vec![pop_bytes(&mut rx), pop_bytes(&mut rx)];
+        got.sort();
+        assert_eq!(got, [b"aaaaaaaaaa".to_vec(), b"bb".to_vec()]);
+        t.join().unwrap();
+    });
+}
