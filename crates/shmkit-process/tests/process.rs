@@ -98,14 +98,18 @@ fn is_alive_across_the_life_cycle() {
     assert_eq!(p.exitcode(), Some(0));
 }
 
-/// Our children that are zombies, from /proc.
-fn zombie_children() -> Vec<u32> {
+/// Which of `pids` are zombie children of ours, from /proc (all of them when `pids`
+/// is empty).
+fn zombie_children(pids: &[u32]) -> Vec<u32> {
     let me = std::process::id();
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
+        if !pids.is_empty() && !pids.contains(&pid) {
+            continue;
+        }
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
@@ -124,14 +128,20 @@ fn zombie_children() -> Vec<u32> {
 
 #[test]
 fn two_hundred_children_leave_no_zombie() {
+    let mut pids = Vec::new();
     for i in 0..200 {
         let mut p = Process::new(move || i % 2);
         p.start().unwrap();
+        pids.push(p.pid().unwrap());
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(i % 2));
     }
     assert!(active_children().is_empty());
-    assert_eq!(zombie_children(), Vec::<u32>::new());
+    assert_eq!(zombie_children(&pids), Vec::<u32>::new());
+    // Under nextest (one test per process) we can also say: no zombie child at all.
+    if std::env::var_os("NEXTEST").is_some() {
+        assert_eq!(zombie_children(&[]), Vec::<u32>::new());
+    }
 }
 
 #[test]
@@ -146,15 +156,22 @@ fn dropped_handles_are_reaped_without_join() {
     // Ended before its drop: reaped right there.
     let mut quick = Process::new(|| {});
     quick.start().unwrap();
+    pids.push(quick.pid().unwrap());
     std::thread::sleep(Duration::from_millis(100));
     drop(quick);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && (!zombie_children().is_empty() || !active_children().is_empty())
-    {
+    // Nothing here reaps (no join, no active_children): only the reaper thread can make
+    // the pids disappear from /proc.
+    let exists = |pid: &u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    while pids.iter().any(exists) {
+        assert!(
+            Instant::now() < deadline,
+            "not reaped: {:?}",
+            zombie_children(&pids)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(zombie_children(), Vec::<u32>::new());
+    assert_eq!(zombie_children(&pids), Vec::<u32>::new());
     assert!(active_children().is_empty());
 }
 
@@ -411,4 +428,39 @@ fn spawned_daemon_and_kill() {
     p.kill().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(-9));
+}
+
+fn grandchild(code: i32) -> i32 {
+    code + 1
+}
+
+fn spawn_a_grandchild(code: i32) -> Result<i32, Error> {
+    let mut g = Process::spawn_fn(grandchild, code);
+    g.start()?;
+    g.join()?;
+    Ok(g.exitcode().unwrap_or(-100))
+}
+
+#[test]
+fn spawned_children_can_spawn_again() {
+    let p = Process::spawn_fn(spawn_a_grandchild, 20);
+    assert_eq!(run(p), Some(21));
+}
+
+#[test]
+fn nested_fork_children_get_nested_names() {
+    let mut p = Process::new(|| {
+        let inner = Process::new(|| {});
+        let ok = current_process().name.starts_with("Process-")
+            && inner
+                .get_name()
+                .starts_with(&format!("{}:", current_process().name));
+        let mut inner = inner;
+        inner.start().expect("start grandchild");
+        inner.join().expect("join grandchild");
+        i32::from(!(ok && inner.exitcode() == Some(0)))
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
 }
