@@ -273,11 +273,10 @@ fn reaper_loop(owner: u32, wake: &File) {
             if st.owner != owner {
                 return;
             }
-            for c in &st.children {
-                // Reap whatever has ended already; errors (not ours) just drop it.
-                let _ = c.poll();
-            }
-            st.prune();
+            // Reap whatever has ended; keep watching only what still runs. A child
+            // that cannot be reaped (someone else reaped it) is dropped from the
+            // registry too, or its readable pidfd would wake us forever.
+            st.children.retain(|c| matches!(c.poll(), Ok(None)));
             st.children.clone()
         };
         let mut fds = vec![wake.as_raw_fd()];

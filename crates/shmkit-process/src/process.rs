@@ -219,8 +219,15 @@ impl Process {
         crate::exit::install_panic_hook();
         let target = std::mem::replace(&mut self.target, Target::Taken);
         let result = match (self.method, target) {
-            (StartMethod::Fork, Target::Closure(t) | Target::Function { fork: t, .. }) => {
-                self.start_fork(me, t)
+            (StartMethod::Fork, Target::Closure(t)) => self.start_fork(me, t).map_err(|(e, t)| {
+                self.target = Target::Closure(t);
+                e
+            }),
+            (StartMethod::Fork, Target::Function { fork, spawn }) => {
+                self.start_fork(me, fork).map_err(|(e, fork)| {
+                    self.target = Target::Function { fork, spawn };
+                    e
+                })
             }
             (StartMethod::Spawn, Target::Function { spawn, fork }) => {
                 match spawn::start(&spawn, me, &self.name, self.daemon) {
@@ -245,7 +252,13 @@ impl Process {
         Ok(())
     }
 
-    fn start_fork(&mut self, me: Me, target: BoxedTarget) -> Result<Child> {
+    /// Forks; on failure the target comes back with the error, so that the process
+    /// can be started again.
+    fn start_fork(
+        &mut self,
+        me: Me,
+        target: BoxedTarget,
+    ) -> std::result::Result<Child, (Error, BoxedTarget)> {
         let parent = shmkit_segment::shim::pid::current();
         let daemon = self.daemon;
         let name = self.name.clone();
@@ -259,21 +272,29 @@ impl Process {
         // the caller asked for, with fork's usual caveats documented on
         // `StartMethod::Fork` — and always leaves through `_exit`, never returning or
         // unwinding into the caller's frames.
-        let forked = unsafe { sys::fork() }.map_err(|e| Error::os("fork", &self.name, e))?;
+        let forked = match unsafe { sys::fork() } {
+            Ok(f) => f,
+            Err(e) => return Err((Error::os("fork", &self.name, e), target)),
+        };
         match forked {
             sys::Forked::Child => {
-                st.become_child(me);
-                drop(st);
-                if daemon {
-                    // Die with the parent; if it died before the line above, the
-                    // signal will never come, so look at who our parent is now.
-                    if sys::set_parent_death_signal(libc::SIGKILL).is_err()
-                        || sys::parent_pid() != parent
-                    {
-                        sys::exit_now(1);
+                // Nothing may unwind out of here into the caller's frames (a test
+                // harness, say): a panic outside the target still ends in _exit.
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    st.become_child(me);
+                    drop(st);
+                    if daemon {
+                        // Die with the parent; if it died before the line above, the
+                        // signal will never come, so look at who our parent is now.
+                        if sys::set_parent_death_signal(libc::SIGKILL).is_err()
+                            || sys::parent_pid() != parent
+                        {
+                            return 1;
+                        }
                     }
-                }
-                let code = run_target(target);
+                    run_target(target)
+                }))
+                .unwrap_or(1);
                 sys::exit_now(code)
             }
             sys::Forked::Parent(pid) => {

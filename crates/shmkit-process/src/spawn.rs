@@ -204,7 +204,7 @@ pub(crate) fn start(spec: &SpawnSpec, me: Me, name: &str, daemon: bool) -> Resul
     child::register(&mut st, Arc::clone(&state));
     drop(st);
     let handle = Child { inner: state };
-    match handshake(&status_rd, pid) {
+    match handshake(status_rd, pid) {
         Ok(()) => Ok(handle),
         Err(e) => {
             // The child will not run the target: make sure it is gone and reaped.
@@ -215,18 +215,14 @@ pub(crate) fn start(spec: &SpawnSpec, me: Me, name: &str, daemon: bool) -> Resul
     }
 }
 
-fn handshake(status: &OwnedFd, pid: u32) -> Result<()> {
+fn handshake(status: OwnedFd, pid: u32) -> Result<()> {
     let deadline = Deadline::after(HANDSHAKE_TIMEOUT);
-    let mut f = File::from(
-        status
-            .try_clone()
-            .map_err(|e| Error::os("dup", "spawn", e))?,
-    );
+    let mut f = File::from(status);
     let mut msg = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        let readable = sys::wait_readable(status.as_fd(), deadline)
-            .map_err(|e| Error::os("poll", "spawn", e))?;
+        let readable =
+            sys::wait_readable(f.as_fd(), deadline).map_err(|e| Error::os("poll", "spawn", e))?;
         if !readable {
             return Err(Error::EntryNotRun {
                 pid,
