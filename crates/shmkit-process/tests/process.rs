@@ -227,14 +227,28 @@ fn names_current_and_parent_process() {
 }
 
 #[test]
-fn cpu_count_is_positive_and_bounded_by_the_machine() {
+fn cpu_count_follows_the_affinity_mask() {
     let n = cpu_count();
     assert!(n >= 1);
     assert!(
         n <= std::thread::available_parallelism()
-            .map_or(usize::MAX, usize::from)
+            .map_or(n, usize::from)
             .max(n)
     );
+    // In a child pinned to one CPU, cpu_count() says 1.
+    let mut p = Process::new(|| {
+        // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid cpu_set_t and CPU 0 is within it.
+        unsafe { libc::CPU_SET(0, &mut set) };
+        // SAFETY: pid 0 is this process; `set` is valid for the size passed.
+        let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        assert_eq!(r, 0);
+        i32::try_from(cpu_count()).unwrap_or(-1)
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(1));
 }
 
 #[test]
