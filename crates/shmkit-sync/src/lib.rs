@@ -40,11 +40,14 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod barrier;
+mod condition;
 mod error;
 mod event;
 pub mod futex;
 mod ident;
 mod raw_mutex;
+mod rlock;
 mod semaphore;
 
 #[cfg(not(shmkit_loom))]
@@ -52,11 +55,21 @@ mod handle;
 #[cfg(not(shmkit_loom))]
 mod lock;
 
+pub use barrier::{RawBarrier, MAX_PARTIES, TRACKED_WAITERS};
+pub use condition::RawCondition;
 pub use error::{Error, LockError, LockResult, Result};
 pub use event::{wait_any_raw, RawEvent};
 pub use raw_mutex::{Acquired, RawMutex, LIVENESS_SLICE};
+pub use rlock::{RawRLock, MAX_RECURSION};
 pub use semaphore::RawSemaphore;
 pub use semaphore::MAX_VALUE;
+
+#[cfg(not(shmkit_loom))]
+pub use barrier::owned::{Barrier, BARRIER_KIND};
+#[cfg(not(shmkit_loom))]
+pub use condition::owned::{CondGuard, Condition, RawConditionLock, CONDITION_KIND};
+#[cfg(not(shmkit_loom))]
+pub use rlock::owned::{RLock, RLockGuard, RLOCK_KIND};
 
 #[cfg(not(shmkit_loom))]
 pub use event::{wait_any, Event, EVENT_KIND};
