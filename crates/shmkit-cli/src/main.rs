@@ -1,11 +1,32 @@
 //! The `shmkit` command: `demo` (a tour with timings), `ls` and `gc` (segments).
+#![forbid(unsafe_code)]
+
+mod ls;
+
+const USAGE: &str = "usage: shmkit [demo | ls | gc [--dry-run] | help]
+
+  demo           a tour of shmkit with timings (the default)
+  ls             list shmkit segments in /dev/shm: kind, size, creator, alive/stale
+  gc [--dry-run] remove the names of stale segments (creator gone or never ready)";
+
 fn main() {
-    let cmd = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
-    match cmd.as_str() {
-        "demo" => println!("shmkit demo: under construction"),
-        _ => {
-            eprintln!("usage: shmkit [demo|ls|gc]");
-            std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let code = match args.first().map_or("demo", String::as_str) {
+        "demo" => {
+            println!("shmkit demo: under construction");
+            0
         }
-    }
+        "ls" => ls::ls(rest),
+        "gc" => ls::gc(rest),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("shmkit: unknown command {other:?}\n{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
 }

@@ -47,7 +47,7 @@ mod sys;
 mod token;
 
 pub use error::{Error, Result};
-pub use list::{list, SegmentInfo, CREATION_GRACE};
+pub use list::{inspect, list, SegmentInfo, CREATION_GRACE};
 pub use name::{shm_path, validate_name, MAX_NAME_LEN, PREFIX, SHM_DIR};
 pub use segment::{
     unlink, Backing, Segment, SegmentOptions, DEFAULT_OPEN_TIMEOUT, MAX_SEGMENT_SIZE,

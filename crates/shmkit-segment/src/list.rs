@@ -79,10 +79,19 @@ pub fn list() -> io::Result<Vec<SegmentInfo>> {
         let Some(name) = file_name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
             continue;
         };
-        out.push(inspect(name, &entry.path()));
+        out.push(inspect_path(name, &entry.path()));
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Inspects the one named segment `name` (as [`list`] does), or `None` if there is no
+/// `/dev/shm/shmkit.<name>`. `shmkit gc` re-checks each candidate with it just before
+/// removing it, narrowing the window in which a new segment could take the name.
+pub fn inspect(name: &str) -> Option<SegmentInfo> {
+    let path = crate::name::shm_path(name);
+    std::fs::symlink_metadata(&path).ok()?;
+    Some(inspect_path(name, &path))
 }
 
 /// Reads up to `buf.len()` bytes from the start of a regular file, without following
@@ -110,7 +119,7 @@ fn read_head(path: &Path, buf: &mut [u8]) -> io::Result<(usize, u64, Option<Dura
     Ok((n, meta.len(), age))
 }
 
-fn inspect(name: &str, path: &Path) -> SegmentInfo {
+fn inspect_path(name: &str, path: &Path) -> SegmentInfo {
     let mut info = SegmentInfo {
         name: name.to_owned(),
         file_size: 0,

@@ -124,6 +124,9 @@ fn segment_of_a_killed_creator_is_stale() {
     assert_eq!(wait(child), Exit::Signal(libc::SIGKILL));
     let dead = find(&name).expect("a killed creator cannot unlink");
     assert!(!dead.creator_alive && dead.is_stale(), "{dead:?}");
+    let again = shmkit_segment::inspect(&name).expect("inspect finds it too");
+    assert!(again.is_stale() && again.header == dead.header);
+    assert!(shmkit_segment::inspect("no-such-segment-at-all").is_none());
     assert_eq!(dead.problem, None, "the segment itself is intact");
 }
 
