@@ -211,6 +211,18 @@ impl Child {
             .map(|c| c.is_some())
     }
 
+    /// Python's `sentinel`: a descriptor (the child's pidfd) that becomes readable when
+    /// the child ends, to wait on several children (or children and sockets) at once
+    /// with `poll`/`epoll`. `None` if the child was reaped before the first call
+    /// (its pid may be reused by then). Valid as long as this handle (or a clone) lives.
+    ///
+    /// # Errors
+    /// [`Error::NotChild`]/[`Error::JoinSelf`] outside the parent, [`Error::Os`] if
+    /// `pidfd_open` fails.
+    pub fn sentinel(&self) -> Result<Option<BorrowedFd<'_>>> {
+        self.inner.pidfd()
+    }
+
     /// Sends SIGTERM (no-op once the child has been reaped).
     ///
     /// # Errors

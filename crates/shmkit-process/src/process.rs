@@ -345,6 +345,16 @@ impl Process {
         self.child.as_ref().and_then(Child::exitcode)
     }
 
+    /// Python's `sentinel`: the child's pidfd, readable once it ends, for waiting on
+    /// several processes with `poll`; `None` if the child was reaped before the first
+    /// call.
+    ///
+    /// # Errors
+    /// [`Error::NotStarted`] before `start`; else as [`Child::sentinel`].
+    pub fn sentinel(&self) -> Result<Option<std::os::fd::BorrowedFd<'_>>> {
+        self.started("sentinel")?.sentinel()
+    }
+
     /// Sends SIGTERM to the child (nothing if it has been reaped already).
     ///
     /// # Errors

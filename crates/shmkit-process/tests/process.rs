@@ -85,6 +85,26 @@ fn join_timeout_returns_after_about_the_timeout() {
 }
 
 #[test]
+fn sentinel_turns_readable_when_the_child_ends() {
+    use std::os::fd::AsRawFd;
+    let mut p = Process::new(|| std::thread::sleep(Duration::from_millis(100)));
+    assert!(matches!(p.sentinel(), Err(Error::NotStarted { .. })));
+    p.start().unwrap();
+    let fd = p.sentinel().unwrap().expect("running child has a sentinel");
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; no timeout.
+    let r = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    assert_eq!(r, 1);
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(p.sentinel().unwrap().is_some()); // stays valid while the handle lives
+}
+
+#[test]
 fn is_alive_across_the_life_cycle() {
     let mut p = Process::new(|| std::thread::sleep(Duration::from_millis(300)));
     assert!(!p.is_alive());
