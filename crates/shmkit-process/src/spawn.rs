@@ -383,3 +383,61 @@ fn child_run(
     };
     tramp(fn_addr, &payload.arg, &mut ready)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe_with(bytes: &[u8]) -> OwnedFd {
+        let (rd, wr) = sys::pipe().expect("pipe");
+        let mut w = File::from(wr);
+        w.write_all(bytes).expect("write");
+        rd // `w` closes here: the reader sees the bytes, then EOF
+    }
+
+    #[test]
+    fn handshake_reports_each_outcome() {
+        assert!(handshake(pipe_with(b"R"), 1).is_ok());
+        match handshake(pipe_with(b"Eargument did not decode"), 7) {
+            Err(Error::SpawnFailed { pid: 7, reason }) => {
+                assert_eq!(reason, "argument did not decode");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = handshake(pipe_with(b""), 9).expect_err("EOF without a word");
+        assert!(matches!(e, Error::EntryNotRun { pid: 9, .. }), "{e}");
+        assert!(e.to_string().contains("shmkit::process::init()"), "{e}");
+    }
+
+    #[test]
+    fn markers_parse_strictly() {
+        let m = parse_marker(b"1:5:6:7:8:9").expect("valid");
+        assert_eq!((m.memfd, m.status, m.dev, m.ino, m.parent), (5, 6, 7, 8, 9));
+        assert!(parse_marker(b"2:5:6:7:8:9").is_none()); // other protocol version
+        assert!(parse_marker(b"1:5:5:7:8:9").is_none()); // same fd twice
+        assert!(parse_marker(b"1:-1:6:7:8:9").is_none());
+        assert!(parse_marker(b"1:5:6").is_none());
+        assert!(parse_marker(b"\xff").is_none());
+    }
+
+    fn add_one(x: i32) -> i32 {
+        x + 1
+    }
+
+    #[test]
+    fn functions_of_the_executable_are_found_and_offsets_round_trip() {
+        let spec = SpawnSpec::new(add_one, &41i32);
+        assert!(spec.in_executable);
+        let f = anchor().wrapping_add_signed(spec.fn_off);
+        assert_eq!(f, add_one as fn(i32) -> i32 as usize);
+        let t = anchor().wrapping_add_signed(spec.trampoline_off);
+        // SAFETY: `t` is the address of `trampoline::<i32, i32>`, computed exactly as
+        // the spawned child computes it.
+        let tramp = unsafe { std::mem::transmute::<usize, Trampoline>(t) };
+        let mut ready = false;
+        let arg = spec.arg.as_ref().expect("encodes").clone();
+        // run_target returns the exit code: add_one(41) = 42.
+        assert_eq!(tramp(f, &arg, &mut || ready = true), Ok(42));
+        assert!(ready);
+    }
+}
