@@ -88,6 +88,9 @@ pub(crate) fn install_panic_hook() {
         return; // set_hook would panic; the hook is best effort
     }
     ONCE.call_once(|| {
+        // Initialise stdout here, once, so that a forked child's final flush finds it
+        // ready instead of allocating its buffer (copy-on-write faults) every time.
+        drop(std::io::stdout());
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| match state::child_who() {
             Some(who) => {
