@@ -275,6 +275,13 @@ extern "C" fn spawn_entry_ctor() {
 }
 
 /// Runs [`init`] before `main` in every program that links this crate.
+///
+/// The dynamic loader (or the static start-up code) calls each `.init_array` entry as
+/// `fn(argc, argv, envp)`; a C function taking no parameters may be called that way on
+/// every Linux ABI (extra arguments are ignored). `#[used]` keeps the entry even though
+/// nothing names it, and `start` names it too, so the object holding it is linked
+/// whenever the spawn method is used. Outside a spawned child it only reads one
+/// environment variable.
 #[used]
 #[link_section = ".init_array"]
 static SPAWN_ENTRY: extern "C" fn() = spawn_entry_ctor;
