@@ -7,6 +7,18 @@ use shmkit_segment::fuzzing::open_input;
 use shmkit_segment::Error;
 use std::path::PathBuf;
 
+/// The tests of this file run one at a time (the leak check counts descriptors).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This process's descriptors that are fuzz-input memfds.
+fn fuzz_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().contains("shmkit-fuzz"))
+        .count()
+}
+
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/segment_open");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -24,6 +36,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_corpus_input_opens_or_fails_cleanly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let files = corpus();
     assert!(files.len() >= 10, "the seed corpus is missing");
     for (name, input) in &files {
@@ -31,10 +44,18 @@ fn every_corpus_input_opens_or_fails_cleanly() {
         eprintln!("replaying {name} ({} bytes)", input.len());
         let _ = open_input(input);
     }
+    // Nothing is left open, whichever way an input ended (the fuzzer runs millions).
+    for _ in 0..20 {
+        for (_, input) in &files {
+            let _ = open_input(input);
+        }
+    }
+    assert_eq!(fuzz_fds(), 0, "open_input leaked descriptors");
 }
 
 #[test]
 fn seeds_give_their_expected_outcome() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let files = corpus();
     let get = |n: &str| {
         let (_, input) = files.iter().find(|(f, _)| f == n).unwrap();
