@@ -480,6 +480,39 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_opener_is_woken_and_the_bit_never_shows() {
+        let h = std::sync::Arc::new(Header::new_zeroed());
+        h.begin_init(K, 3, 4096, ProcessId::current());
+        // Release store: no opener has announced itself yet.
+        assert_eq!(h.state.load(Ordering::Relaxed), STATE_INITIALISING);
+        let opener = std::thread::spawn({
+            let h = std::sync::Arc::clone(&h);
+            move || h.wait_ready(E, 4096, Deadline::after(Duration::from_secs(60)), |_| true)
+        });
+        // Wait (bounded) until the opener has set WAITERS: it sleeps announced.
+        let until = Deadline::after(Duration::from_secs(60));
+        while h.state.load(Ordering::Relaxed) & WAITERS == 0 {
+            assert!(!until.is_expired(), "the opener never announced itself");
+            std::thread::yield_now();
+        }
+        assert_eq!(h.state(), STATE_INITIALISING, "state() hides the bit");
+        assert_eq!(h.snapshot().state, STATE_INITIALISING);
+        h.publish_ready();
+        assert_eq!(
+            h.state.load(Ordering::Relaxed),
+            STATE_READY,
+            "the swap clears it"
+        );
+        assert!(opener.join().expect("opener").is_ok());
+        let mut bytes = [0u8; HEADER_SIZE];
+        bytes[12..16].copy_from_slice(&(STATE_READY | WAITERS).to_le_bytes());
+        assert_eq!(
+            HeaderSnapshot::from_bytes(&bytes).map(|s| s.state),
+            Some(STATE_READY)
+        );
+    }
+
+    #[test]
     fn dead_creator_and_timeouts_are_reported() {
         let h = Header::new_zeroed();
         h.begin_init(K, 3, 4096, ProcessId::current());
