@@ -96,6 +96,9 @@ impl SegmentOptions {
 
     /// Keep a named segment when the creator's handle drops (remove it with
     /// [`unlink`] or `shmkit gc`).
+    ///
+    /// Note that [`list`](crate::list) calls a segment stale once its creator has
+    /// exited, so `shmkit gc` removes a persisted segment after its creator is gone.
     pub fn persist(mut self, on: bool) -> Self {
         self.persist = on;
         self
@@ -238,6 +241,10 @@ impl SegmentOptions {
     }
 
     /// Opens the named segment `name`, waiting up to the open timeout for it to be ready.
+    ///
+    /// The options' kind and kind version are checked; their `data_len` is not (the
+    /// segment has the size its creator gave it: check [`Segment::data_len`] against
+    /// your layout — every access is bounds-checked anyway).
     ///
     /// # Errors
     /// `InvalidName`, `NotFound`, `PermissionDenied`, `Corrupt`, `Incompatible`,
