@@ -148,7 +148,8 @@ fn processes() -> DemoResult {
     println!("  spawned child computed 7*7, exit code {:?}", p.exitcode());
     show("spawn (re-exec) start + join", rt);
 
-    let mut panicking = Process::new(|| -> Result<(), String> { Err("on purpose".into()) });
+    let mut panicking = Process::new(|| -> Result<(), String> { Err("failing on purpose".into()) })
+        .name("demo-failure");
     panicking.start()?;
     panicking.join()?;
     let mut sleeper = Process::new(|| std::thread::sleep(Duration::from_secs(30)));

@@ -1,6 +1,7 @@
 //! The `shmkit` command: `demo` (a tour with timings), `ls` and `gc` (segments).
 #![forbid(unsafe_code)]
 
+mod demo;
 mod ls;
 
 const USAGE: &str = "usage: shmkit [demo | ls | gc [--dry-run] | help]
@@ -13,10 +14,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let code = match args.first().map_or("demo", String::as_str) {
-        "demo" => {
-            println!("shmkit demo: under construction");
-            0
-        }
+        "demo" => match demo::run() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("shmkit demo: {e}");
+                1
+            }
+        },
         "ls" => ls::ls(rest),
         "gc" => ls::gc(rest),
         "help" | "-h" | "--help" => {
