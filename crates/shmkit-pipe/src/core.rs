@@ -1,0 +1,259 @@
+//! [`Core`]: what every handle (duplex [`crate::Connection`], [`crate::Receiver`],
+//! [`crate::Sender`]) is made of — a registration as a holder of one end, and the
+//! ring ends it sends into and receives from.
+
+use crate::error::{Error, Result};
+use crate::frame::{self, Sink};
+use crate::hooks::{RxHooks, TxHooks};
+use crate::registry;
+use crate::shm::PipeShm;
+use serde::{Deserialize, Serialize};
+use shmkit_ring::bytes::{Consumer, Producer};
+use shmkit_segment::shim::atomic::{AtomicBool, AtomicU64, Ordering};
+use shmkit_segment::shim::time::Deadline;
+use shmkit_segment::Token;
+use shmkit_sync::RawMutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// A serialisable reference to one end of a pipe: rebuild the handle in another
+/// process with `from_token` (or deserialize the handle itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndToken {
+    /// The pipe's segment.
+    pub segment: Token,
+    /// Which end (0 or 1).
+    pub end: u8,
+}
+
+/// Registration of this handle as a holder of `end`.
+#[derive(Debug)]
+struct Reg {
+    pipe: Arc<PipeShm>,
+    end: usize,
+}
+
+impl Reg {
+    fn new(pipe: Arc<PipeShm>, end: usize) -> Result<Self> {
+        registry::register(&pipe, end)?;
+        Ok(Reg { pipe, end })
+    }
+}
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        registry::unregister(&self.pipe, self.end);
+    }
+}
+
+#[derive(Debug)]
+struct TxState {
+    prod: Producer,
+    gen: u64,
+}
+
+#[derive(Debug)]
+struct RxState {
+    cons: Consumer,
+    gen: u64,
+}
+
+/// A robust message lock held for one whole message.
+struct MsgLock<'a>(&'a RawMutex);
+
+impl<'a> MsgLock<'a> {
+    fn take(m: &'a RawMutex) -> Self {
+        // OwnerDied is fine: the framing protocol copes with a message cut short
+        // (receivers drop orphan fragments; a new FIRST discards a partial message).
+        let _ = m.lock();
+        MsgLock(m)
+    }
+}
+
+impl Drop for MsgLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One handle: a holder registration plus its ring ends.
+#[derive(Debug)]
+pub(crate) struct Core {
+    tx: Option<(usize, Mutex<TxState>)>,
+    rx: Option<(usize, Mutex<RxState>)>,
+    busy: AtomicBool,
+    /// When `poll()` last swept the peer's dead holders (monotonic ns).
+    last_sweep: AtomicU64,
+    // Last: unregistered after the ring ends are gone.
+    reg: Reg,
+}
+
+impl Core {
+    /// A handle of end `end` of `pipe` (sending and/or receiving as the pipe allows).
+    pub(crate) fn new(pipe: Arc<PipeShm>, end: usize, busy: bool) -> Result<Self> {
+        let gen = registry::fork_gen();
+        let tx = match pipe.send_ring(end) {
+            Some(r) => {
+                let prod = Producer::attach_shared(pipe.segment(), pipe.region(r)?)?;
+                Some((r, Mutex::new(TxState { prod, gen })))
+            }
+            None => None,
+        };
+        let rx = match pipe.recv_ring(end) {
+            Some(r) => {
+                let cons = Consumer::attach_shared(pipe.segment(), pipe.region(r)?)?;
+                Some((r, Mutex::new(RxState { cons, gen })))
+            }
+            None => None,
+        };
+        let reg = Reg::new(pipe, end)?;
+        Ok(Core {
+            tx,
+            rx,
+            busy: AtomicBool::new(busy),
+            last_sweep: AtomicU64::new(0),
+            reg,
+        })
+    }
+
+    /// Another handle of the same end in this process.
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        Core::new(Arc::clone(&self.reg.pipe), self.reg.end, self.busy_poll())
+    }
+
+    pub(crate) fn end(&self) -> usize {
+        self.reg.end
+    }
+
+    pub(crate) fn pipe(&self) -> &PipeShm {
+        &self.reg.pipe
+    }
+
+    pub(crate) fn set_busy_poll(&self, on: bool) {
+        // Relaxed: a per-handle setting read by this handle's own calls.
+        self.busy.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn busy_poll(&self) -> bool {
+        // Relaxed: see `set_busy_poll`.
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    fn peer(&self) -> usize {
+        1 - self.reg.end
+    }
+
+    pub(crate) fn token(&self) -> Result<EndToken> {
+        Ok(EndToken {
+            segment: self.pipe().segment().token()?,
+            end: u8::try_from(self.reg.end).unwrap_or(0),
+        })
+    }
+
+    /// Opens end `want` of the pipe named by `t`; `t.end` must equal it.
+    pub(crate) fn from_token(t: &EndToken) -> Result<Self> {
+        if t.end > 1 {
+            return Err(crate::error::corrupt("end number out of range"));
+        }
+        let seg = t.segment.open()?;
+        let pipe = Arc::new(PipeShm::attach(seg)?);
+        Core::new(pipe, usize::from(t.end), false)
+    }
+
+    pub(crate) fn send_bytes(&self, msg: &[u8]) -> Result<()> {
+        let Some((ring, st)) = &self.tx else {
+            return Err(Error::Config {
+                what: "this end cannot send",
+            });
+        };
+        let pipe = self.pipe();
+        let peer = self.peer();
+        if !pipe.end_open(peer) {
+            return Err(Error::Closed);
+        }
+        let mut st = guard(st);
+        if st.gen != registry::fork_gen() {
+            st.prod = st.prod.new_shared()?;
+            st.gen = registry::fork_gen();
+        }
+        let _lock = MsgLock::take(&pipe.end(self.reg.end).send_lock);
+        let mut hooks = TxHooks {
+            pipe,
+            ring: *ring,
+            peer,
+            busy: self.busy_poll(),
+        };
+        frame::send_message(&mut st.prod, msg, &mut hooks)
+    }
+
+    pub(crate) fn recv_sink(
+        &self,
+        max: Option<usize>,
+        sink: &mut Sink<'_>,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        let Some((ring, st)) = &self.rx else {
+            return Err(Error::Config {
+                what: "this end cannot receive",
+            });
+        };
+        let pipe = self.pipe();
+        let mut st = guard(st);
+        if st.gen != registry::fork_gen() {
+            st.cons = st.cons.new_shared()?;
+            st.gen = registry::fork_gen();
+        }
+        let _lock = MsgLock::take(&pipe.end(self.reg.end).recv_lock);
+        let mut hooks = RxHooks {
+            pipe,
+            ring: *ring,
+            peer: self.peer(),
+            busy: self.busy_poll(),
+            deadline,
+        };
+        frame::recv_message(&mut st.cons, max, sink, &mut hooks)
+    }
+
+    /// The receiving ring and its hooks, for `poll` and `wait`.
+    pub(crate) fn rx_hooks(&self, deadline: Deadline) -> Option<RxHooks<'_>> {
+        let (ring, _) = self.rx.as_ref()?;
+        Some(RxHooks {
+            pipe: self.pipe(),
+            ring: *ring,
+            peer: self.peer(),
+            busy: self.busy_poll(),
+            deadline,
+        })
+    }
+
+    pub(crate) fn poll(&self, deadline: Deadline) -> Result<bool> {
+        let Some(mut h) = self.rx_hooks(deadline) else {
+            return Err(Error::Config {
+                what: "this end cannot receive",
+            });
+        };
+        if h.readable() {
+            return Ok(true);
+        }
+        if deadline.is_expired() {
+            // Now and then, a look at dead holders (poll() in a loop must see EOF).
+            let now = shmkit_segment::shim::time::now_nanos();
+            // Relaxed: a per-handle rate limit; races only sweep twice.
+            let last = self.last_sweep.load(Ordering::Relaxed);
+            let slice = u64::try_from(crate::hooks::LIVENESS_SLICE.as_nanos()).unwrap_or(0);
+            if now.saturating_sub(last) >= slice {
+                self.last_sweep.store(now, Ordering::Relaxed);
+                h.pipe.sweep(h.peer);
+            }
+            return Ok(h.readable());
+        }
+        match frame::RecvHooks::wait_data(&mut h, &mut || false) {
+            Ok(_) => Ok(true),
+            Err(Error::Timeout) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

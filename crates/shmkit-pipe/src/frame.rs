@@ -1,0 +1,302 @@
+//! The framing protocol: messages as sequences of byte-ring records.
+//!
+//! A message of at most [`Producer::max_record_len`] bytes is one record flagged
+//! [`WHOLE`] (`FIRST|LAST`) whose payload is the message. A longer message is
+//! streamed as fragments: a [`FIRST`] record whose payload starts with the message's
+//! total length (8 bytes, little-endian) followed by the first bytes, then records
+//! with no flag, then one flagged [`LAST`]. Each fragment is at most a quarter of the
+//! ring (so sender and receiver overlap), and the sender only ever needs room for one
+//! fragment.
+//!
+//! The receiver assembles a message and hands it out only when its `LAST` fragment
+//! arrived and the lengths add up (delivered whole or not at all):
+//!
+//! ```text
+//! state        record        action
+//! idle         WHOLE         deliver
+//! idle         FIRST         start assembling (check the declared total)
+//! idle         none / LAST   orphan (its head went to a receiver that died): drop it
+//! assembling   none          append (more than the total: Corrupt)
+//! assembling   LAST          append; lengths must match the total; deliver
+//! assembling   WHOLE/FIRST   the sender died mid-message and another took over:
+//!                            discard the partial message, start over
+//! any          ring empty, peer closed everywhere: discard any partial message, Eof
+//! ```
+//!
+//! The functions here know nothing about processes or waiting: the caller passes
+//! [`RecvHooks`] / [`SendHooks`] that block (futexes, spinning, or a loom model).
+
+use crate::error::{corrupt, Error, Result};
+use shmkit_ring::bytes::{Consumer, Producer, ReadRecord, FIRST, LAST, WHOLE};
+
+/// The largest message a pipe carries (1 TiB).
+pub const MAX_MESSAGE_LEN: u64 = 1 << 40;
+
+/// Bytes of the total-length prefix of a `FIRST` fragment.
+const LEN_PREFIX: usize = 8;
+
+/// What a receiver's wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// Something may have been published: look again.
+    Data,
+    /// The peer end is closed everywhere: look once more, then it is EOF.
+    Closed,
+}
+
+/// How a receiver blocks.
+pub trait RecvHooks {
+    /// Waits until `ready()` may hold, or the peer closed, or the deadline passed
+    /// (`Err(Timeout)`). `ready` re-checks the ring.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (or any error to abort the receive).
+    fn wait_data(&mut self, ready: &mut dyn FnMut() -> bool) -> Result<Woke>;
+    /// A record was consumed (wake a sender waiting for room).
+    fn released(&mut self);
+}
+
+/// How a sender blocks.
+pub trait SendHooks {
+    /// Waits until the ring has room for a record of `len` payload bytes.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the peer closed everywhere; [`Error::Timeout`].
+    fn wait_space(&mut self, len: usize) -> Result<()>;
+    /// A record was published (wake a receiver).
+    fn committed(&mut self);
+}
+
+/// Fragment payload size for a ring with records of at most `max_rec` bytes.
+pub fn fragment_len(max_rec: usize) -> usize {
+    // Records are at most half the ring; fragments a quarter (at least 16 bytes).
+    (max_rec / 2).max(LEN_PREFIX * 2).min(max_rec)
+}
+
+/// Sends `msg` as one message.
+///
+/// # Errors
+/// [`Error::TooLarge`] beyond [`MAX_MESSAGE_LEN`]; what the hooks return; ring errors.
+pub fn send_message(prod: &mut Producer, msg: &[u8], hooks: &mut dyn SendHooks) -> Result<()> {
+    let total = msg.len() as u64;
+    if total > MAX_MESSAGE_LEN {
+        return Err(Error::TooLarge {
+            len: total,
+            max: MAX_MESSAGE_LEN,
+        });
+    }
+    let max_rec = prod.max_record_len();
+    if msg.len() <= max_rec {
+        return put(prod, WHOLE, &[], msg, hooks);
+    }
+    let frag = fragment_len(max_rec);
+    let first = frag - LEN_PREFIX;
+    put(prod, FIRST, &total.to_le_bytes(), &msg[..first], hooks)?;
+    let mut off = first;
+    while off < msg.len() {
+        let n = frag.min(msg.len() - off);
+        let flags = if off + n == msg.len() { LAST } else { 0 };
+        put(prod, flags, &[], &msg[off..off + n], hooks)?;
+        off += n;
+    }
+    Ok(())
+}
+
+/// Publishes one record made of `head` then `body`, waiting for room.
+fn put(
+    prod: &mut Producer,
+    flags: u16,
+    head: &[u8],
+    body: &[u8],
+    hooks: &mut dyn SendHooks,
+) -> Result<()> {
+    let len = head.len() + body.len();
+    loop {
+        match prod.reserve(len, flags) {
+            Ok(mut w) => {
+                w.write_at(0, head);
+                w.write_at(head.len(), body);
+                w.commit();
+                hooks.committed();
+                return Ok(());
+            }
+            Err(shmkit_ring::Error::Full(())) => {}
+            Err(e) => return Err(e.into()),
+        }
+        hooks.wait_space(len)?;
+    }
+}
+
+/// Where a received message goes.
+#[derive(Debug)]
+pub enum Sink<'a> {
+    /// A new vector.
+    Vec(Vec<u8>),
+    /// The caller's buffer; a message that does not fit is collected in `overflow`.
+    Buf {
+        /// Destination.
+        buf: &'a mut [u8],
+        /// The whole message when it did not fit `buf`.
+        overflow: Option<Vec<u8>>,
+    },
+}
+
+impl Sink<'_> {
+    /// Prepares for a message of `total` bytes (forgetting any partial one).
+    fn start(&mut self, total: usize, cap_hint: usize) -> Result<()> {
+        let reserve = |v: &mut Vec<u8>| {
+            v.clear();
+            // Untrusted total: reserve at most a few rings' worth up front; the rest
+            // grows as bytes actually arrive.
+            v.try_reserve_exact(total.min(cap_hint))
+                .map_err(|_| corrupt("message length too large to allocate"))
+        };
+        match self {
+            Sink::Vec(v) => reserve(v),
+            Sink::Buf { buf, overflow } => {
+                if total > buf.len() {
+                    let mut v = overflow.take().unwrap_or_default();
+                    reserve(&mut v)?;
+                    *overflow = Some(v);
+                } else {
+                    *overflow = None;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `n` payload bytes of `rec` (from payload offset `from`) at `at`.
+    fn write(&mut self, at: usize, rec: &ReadRecord<'_>, from: usize, n: usize) {
+        let v = match self {
+            Sink::Vec(v) => v,
+            Sink::Buf {
+                overflow: Some(v), ..
+            } => v,
+            Sink::Buf { buf, .. } => {
+                rec.read_at(from, &mut buf[at..at + n]);
+                return;
+            }
+        };
+        debug_assert_eq!(v.len(), at);
+        v.resize(at + n, 0);
+        rec.read_at(from, &mut v[at..]);
+    }
+}
+
+/// Receives one whole message into `sink`; returns its length.
+///
+/// With `max = Some(m)`, a message longer than `m` is not consumed:
+/// [`Error::MessageTooLong`] and it stays first in the ring.
+///
+/// # Errors
+/// [`Error::Eof`]; [`Error::MessageTooLong`]; [`Error::Corrupt`]; what the hooks return.
+pub fn recv_message(
+    cons: &mut Consumer,
+    max: Option<usize>,
+    sink: &mut Sink<'_>,
+    hooks: &mut dyn RecvHooks,
+) -> Result<usize> {
+    let cap_hint = cons.config().capacity().saturating_mul(4);
+    // (total, bytes so far) of the message being assembled.
+    let mut got: Option<(usize, usize)> = None;
+    let mut closed = false;
+    loop {
+        match cons.peek() {
+            Ok(rec) => {
+                if let Some(r) = step(rec, &mut got, max, sink, cap_hint, hooks) {
+                    return r;
+                }
+                continue;
+            }
+            Err(shmkit_ring::Error::Empty) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if closed {
+            // Closed, looked again after that, still empty: EOF. A partial message
+            // (its sender died mid-way) is discarded.
+            return Err(Error::Eof);
+        }
+        let mut ready = || !matches!(cons.peek(), Err(shmkit_ring::Error::Empty));
+        if hooks.wait_data(&mut ready)? == Woke::Closed {
+            closed = true;
+        }
+    }
+}
+
+/// Handles one record; `Some` ends the receive.
+fn step(
+    rec: ReadRecord<'_>,
+    got: &mut Option<(usize, usize)>,
+    max: Option<usize>,
+    sink: &mut Sink<'_>,
+    cap_hint: usize,
+    hooks: &mut dyn RecvHooks,
+) -> Option<Result<usize>> {
+    let kind = rec.flags & WHOLE;
+    let fail = |rec: ReadRecord<'_>, hooks: &mut dyn RecvHooks, what| {
+        rec.release();
+        hooks.released();
+        Some(Err(corrupt(what)))
+    };
+    if kind & FIRST != 0 {
+        let (total, skip) = if kind == WHOLE {
+            (rec.len as u64, 0)
+        } else {
+            if rec.len < LEN_PREFIX {
+                return fail(rec, hooks, "first fragment shorter than its length prefix");
+            }
+            let mut b = [0u8; LEN_PREFIX];
+            rec.read_at(0, &mut b);
+            (u64::from_le_bytes(b), LEN_PREFIX)
+        };
+        let n = rec.len - skip;
+        let bad =
+            total > MAX_MESSAGE_LEN || (n as u64) > total || (kind == FIRST && (n as u64) == total);
+        let total = match usize::try_from(total) {
+            Ok(t) if !bad => t,
+            _ => return fail(rec, hooks, "message length out of range"),
+        };
+        if let Some(m) = max {
+            if total > m {
+                // Not released: the message stays first in the ring.
+                *got = None;
+                return Some(Err(Error::MessageTooLong {
+                    len: total as u64,
+                    max: m,
+                }));
+            }
+        }
+        if let Err(e) = sink.start(total, cap_hint) {
+            *got = None;
+            return Some(Err(e));
+        }
+        sink.write(0, &rec, skip, n);
+        rec.release();
+        hooks.released();
+        if kind == WHOLE {
+            return Some(Ok(total));
+        }
+        *got = Some((total, n));
+        return None;
+    }
+    let Some((total, filled)) = *got else {
+        // An orphan fragment: the receiver that took its message's start died.
+        rec.release();
+        hooks.released();
+        return None;
+    };
+    let n = rec.len;
+    if n > total - filled || (kind == LAST && filled + n != total) {
+        *got = None;
+        return fail(rec, hooks, "fragments do not add up to the declared length");
+    }
+    sink.write(filled, &rec, 0, n);
+    rec.release();
+    hooks.released();
+    if kind == LAST {
+        return Some(Ok(total));
+    }
+    *got = Some((total, filled + n));
+    None
+}

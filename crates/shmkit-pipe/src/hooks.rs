@@ -1,0 +1,140 @@
+//! Blocking for the framing protocol: spin, then sleep on the pipe's event counts in
+//! bounded slices, sweeping dead holders of the peer end after each slice.
+
+use crate::error::{Error, Result};
+use crate::frame::{RecvHooks, SendHooks, Woke};
+use crate::shm::PipeShm;
+use shmkit_segment::shim::time::Deadline;
+use shmkit_sync::futex;
+use std::time::Duration;
+
+/// How long a sleeper waits before checking whether the peer's holders still live.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// Busy-poll mode: iterations between clock reads.
+const BUSY_CHECK: u32 = 256;
+
+/// Waits until `ready()` or `deadline`, by spinning (`busy`) or spin-then-sleep on the
+/// event count `ec`; sweeps `peer`'s dead holders every slice. Returns `false` on
+/// timeout.
+pub(crate) fn block_until(
+    pipe: &PipeShm,
+    ec: &futex::EventCount,
+    peer: usize,
+    busy: bool,
+    deadline: Deadline,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
+    if ready() {
+        return true;
+    }
+    if busy {
+        let mut slice_end = Deadline::after(LIVENESS_SLICE);
+        loop {
+            for _ in 0..BUSY_CHECK {
+                shmkit_segment::shim::spin_loop();
+                if ready() {
+                    return true;
+                }
+            }
+            if deadline.is_expired() {
+                return ready();
+            }
+            if slice_end.is_expired() {
+                pipe.sweep(peer);
+                slice_end = Deadline::after(LIVENESS_SLICE);
+            }
+        }
+    }
+    let started = futex::now();
+    if futex::spin_until(deadline, &mut ready) {
+        return true;
+    }
+    loop {
+        let key = ec.prepare();
+        if ready() {
+            futex::note_slept(started);
+            return true;
+        }
+        let slice = Deadline::after(LIVENESS_SLICE).min(deadline);
+        let woken = ec.wait(key, slice);
+        if ready() {
+            futex::note_slept(started);
+            return true;
+        }
+        if deadline.is_expired() {
+            return false;
+        }
+        if !woken || slice.is_expired() {
+            pipe.sweep(peer);
+        }
+    }
+}
+
+/// Receiver side: ring `ring`, whose sender is end `peer`.
+#[derive(Debug)]
+pub(crate) struct RxHooks<'a> {
+    pub(crate) pipe: &'a PipeShm,
+    pub(crate) ring: usize,
+    pub(crate) peer: usize,
+    pub(crate) busy: bool,
+    pub(crate) deadline: Deadline,
+}
+
+impl RxHooks<'_> {
+    /// Data published or the peer closed everywhere (read-only).
+    pub(crate) fn readable(&self) -> bool {
+        self.pipe.published(self.ring) || !self.pipe.end_open(self.peer)
+    }
+}
+
+impl RecvHooks for RxHooks<'_> {
+    fn wait_data(&mut self, _ready: &mut dyn FnMut() -> bool) -> Result<Woke> {
+        let ec = &self.pipe.ctl().data[self.ring].ec;
+        let (pipe, ring, peer) = (self.pipe, self.ring, self.peer);
+        let ok = block_until(pipe, ec, peer, self.busy, self.deadline, || {
+            pipe.published(ring) || !pipe.end_open(peer)
+        });
+        if !ok {
+            return Err(Error::Timeout);
+        }
+        // Data first: a closed peer's last messages are still delivered.
+        Ok(if self.pipe.published(ring) || self.pipe.end_open(peer) {
+            Woke::Data
+        } else {
+            Woke::Closed
+        })
+    }
+
+    fn released(&mut self) {
+        self.pipe.ctl().space[self.ring].ec.notify_all();
+    }
+}
+
+/// Sender side: ring `ring`, whose receiver is end `peer`.
+#[derive(Debug)]
+pub(crate) struct TxHooks<'a> {
+    pub(crate) pipe: &'a PipeShm,
+    pub(crate) ring: usize,
+    pub(crate) peer: usize,
+    pub(crate) busy: bool,
+}
+
+impl SendHooks for TxHooks<'_> {
+    fn wait_space(&mut self, len: usize) -> Result<()> {
+        let ec = &self.pipe.ctl().space[self.ring].ec;
+        let (pipe, ring, peer) = (self.pipe, self.ring, self.peer);
+        block_until(pipe, ec, peer, self.busy, Deadline::NEVER, || {
+            pipe.room_for(ring, len) || !pipe.end_open(peer)
+        });
+        if pipe.end_open(peer) {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    fn committed(&mut self) {
+        self.pipe.ctl().data[self.ring].ec.notify_all();
+    }
+}

@@ -1,0 +1,114 @@
+//! The shared layout of a pipe segment (kind `PIPE`, layout version 1).
+//!
+//! ```text
+//! data offset  size   what
+//! 0            128    Meta: magic "PIPE", version, flags (bit 0 duplex), ring capacity
+//! 128          1152   EndCtl of end 0   (open count, recv lock, send lock, 64 holder slots)
+//! 1280         1152   EndCtl of end 1
+//! 2432         512    Waits: data[0], data[1], space[0], space[1]  (one EventCount per line)
+//! 2944         ...    ring 0 (received by end 0), then ring 1 if duplex (received by end 1),
+//!                     each a shmkit-ring byte ring (384-byte header + capacity bytes)
+//! ```
+//! Everything is atomics; nothing points anywhere; zeroed memory is "no holder".
+
+use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64};
+use shmkit_segment::{assert_layout, Kind, Shared};
+use shmkit_sync::futex::EventCount;
+use shmkit_sync::RawMutex;
+
+/// Segment kind of a pipe.
+pub const KIND: Kind = Kind::from_tag(*b"PIPE");
+/// Layout version of [`Control`] (bump on any change).
+pub const KIND_VERSION: u32 = 1;
+/// `"PIPE"` little-endian, the first word of [`Meta`].
+pub const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
+/// Most processes that may hold one end at once.
+pub const MAX_HOLDERS: usize = 64;
+/// `Meta::flags` bit: two rings (a duplex pipe).
+pub const FLAG_DUPLEX: u32 = 1;
+
+/// The first line: what kind of pipe this is.
+#[derive(Debug, Default)]
+#[repr(C, align(128))]
+pub struct Meta {
+    /// [`MAGIC`].
+    pub magic: AtomicU32,
+    /// [`KIND_VERSION`].
+    pub version: AtomicU32,
+    /// [`FLAG_DUPLEX`].
+    pub flags: AtomicU32,
+    /// Reserved, 0.
+    pub reserved: AtomicU32,
+    /// Data bytes of each ring.
+    pub capacity: AtomicU64,
+}
+assert_layout!(Meta, size = 128, align = 128,
+    magic @ 0, version @ 4, flags @ 8, reserved @ 12, capacity @ 16);
+
+/// One holder of an end: a process (packed pid and start time, 0 = free) and how
+/// many handles of the end it has open (informational; only the holder writes it).
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Slot {
+    /// Packed owner ([`crate::registry`]), 0 = free.
+    pub owner: AtomicU64,
+    /// Handles open in that process.
+    pub count: AtomicU64,
+}
+assert_layout!(Slot, size = 16, align = 8, owner @ 0, count @ 8);
+
+/// Per-end state.
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct EndCtl {
+    /// Claimed slots. 0 = the end is closed for good.
+    pub open: AtomicU64,
+    /// Serialises receivers of this end (whole messages).
+    pub recv_lock: RawMutex,
+    /// Serialises senders of this end (whole messages).
+    pub send_lock: RawMutex,
+    /// Reserved, 0 (keeps `slots` on its own lines).
+    pub reserved: [AtomicU64; 11],
+    /// The holders.
+    pub slots: [Slot; MAX_HOLDERS],
+}
+assert_layout!(EndCtl, size = 1152, align = 128,
+    open @ 0, recv_lock @ 8, send_lock @ 24, reserved @ 40, slots @ 128);
+
+/// One event count alone on a 128-byte line.
+#[derive(Debug, Default)]
+#[repr(C, align(128))]
+pub struct WaitLine {
+    /// The event count.
+    pub ec: EventCount,
+}
+assert_layout!(WaitLine, size = 128, align = 128, ec @ 0);
+
+/// The control block at data offset 0.
+#[derive(Debug)]
+#[repr(C)]
+pub struct Control {
+    /// What this is.
+    pub meta: Meta,
+    /// The two ends.
+    pub ends: [EndCtl; 2],
+    /// Receivers of ring `i` wait here for data (or EOF).
+    pub data: [WaitLine; 2],
+    /// Senders into ring `i` wait here for room (or a closed peer).
+    pub space: [WaitLine; 2],
+}
+assert_layout!(Control, size = 2944, align = 128, meta @ 0, ends @ 128, data @ 2432, space @ 2688);
+
+// Each of these is a repr(C) struct of atomics, RawMutex and EventCount (themselves
+// Shared: atomics only): valid for every bit pattern, no pointers, no Drop, mutated
+// only atomically; padding bytes are never read.
+// SAFETY: as above.
+unsafe impl Shared for Meta {}
+// SAFETY: as above.
+unsafe impl Shared for Slot {}
+// SAFETY: as above.
+unsafe impl Shared for EndCtl {}
+// SAFETY: as above.
+unsafe impl Shared for WaitLine {}
+// SAFETY: as above.
+unsafe impl Shared for Control {}
