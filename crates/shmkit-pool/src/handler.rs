@@ -1,0 +1,608 @@
+//! The parent side: pool state, dispatching tasks to workers, the result-handler
+//! thread (results, worker exits, replacements) and the callback thread.
+//!
+//! Each worker has its own pair of rings, so the parent always knows which tasks a
+//! worker holds: the ones it queued to it (`inflight`, in order) minus the results
+//! received. The worker counts the tasks it has *begun* in its segment before
+//! running user code; when the worker is seen dead, its remaining results are
+//! drained, and if it had begun more tasks than it returned, the first task still in
+//! flight is the one it died in: that task (or chunk) fails with
+//! [`Error::WorkerDied`](crate::Error::WorkerDied); the tasks queued behind it never
+//! started and go back to the front of the backlog. A replacement worker starts.
+
+use crate::error::{Failure, Result};
+use crate::imap::IterShared;
+use crate::pool::{lock, Config};
+use crate::result::{CallbackFn, Outcome, Slot};
+use crate::shm::{ParentEnds, PoolShm, WorkerShm};
+use crate::wire::{self, Inbox, Outbox, INIT_FAILED, OK, PANICKED};
+use crate::worker::{self, Boot};
+use shmkit_process::Process;
+use shmkit_sync::futex::Deadline;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A job for the callback thread.
+pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// How often worker liveness is checked while tasks are in flight.
+const CHECK_BUSY: Duration = Duration::from_millis(5);
+/// How often worker liveness is checked while the pool is idle.
+const CHECK_IDLE: Duration = Duration::from_millis(50);
+
+/// Where a task's result goes.
+pub(crate) enum Sink {
+    /// An `apply_async` result.
+    One {
+        slot: Arc<Slot>,
+        cb: Option<CallbackFn>,
+    },
+    /// Chunk `index` of a `map_async`.
+    Chunk {
+        map: Arc<Mutex<MapState>>,
+        index: usize,
+    },
+    /// Chunk `index` of an `imap`.
+    Iter { it: Arc<IterShared>, index: usize },
+}
+
+/// A `map_async` in progress.
+pub(crate) struct MapState {
+    parts: Vec<Vec<u8>>,
+    remaining: usize,
+    finished: bool,
+    slot: Arc<Slot>,
+    cb: Option<CallbackFn>,
+}
+
+impl MapState {
+    pub(crate) fn new(chunks: usize, slot: Arc<Slot>, cb: Option<CallbackFn>) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(MapState {
+            parts: vec![Vec::new(); chunks],
+            remaining: chunks,
+            finished: false,
+            slot,
+            cb,
+        }))
+    }
+}
+
+/// A task waiting for or assigned to a worker.
+#[derive(Debug)]
+pub(crate) struct Task {
+    pub(crate) id: u64,
+    pub(crate) msg: Vec<u8>,
+}
+
+/// The pool's life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Accepting tasks.
+    Running,
+    /// `close()`d: queued tasks finish, then the workers are stopped.
+    Closed,
+    /// Every task is done; workers were told to exit.
+    Stopping,
+    /// `terminate()`d: workers are being killed and reaped.
+    Terminated,
+    /// The handler has ended; no worker is left.
+    Done,
+}
+
+/// One worker as the parent sees it.
+pub(crate) struct Worker {
+    pub(crate) pid: u32,
+    process: Process,
+    shm: WorkerShm,
+    ends: ParentEnds,
+    /// Tasks queued to this worker, in ring order, whose results have not arrived.
+    inflight: VecDeque<Task>,
+    /// `inflight[..sent]` are wholly in the ring.
+    sent: usize,
+    out: Outbox,
+    inbox: Inbox,
+    /// Tasks ever queued to it (bounded by `maxtasksperchild`).
+    assigned: u64,
+    /// Results received from it.
+    received: u64,
+    stop_queued: bool,
+    stop_sent: bool,
+    /// Killed because it broke the protocol.
+    killed: bool,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("pid", &self.pid)
+            .field("inflight", &self.inflight.len())
+            .finish()
+    }
+}
+
+impl Worker {
+    fn can_take(&self, cfg: &Config) -> bool {
+        !self.stop_queued
+            && !self.killed
+            && self.inflight.len() < cfg.prefetch
+            && cfg.maxtasks.map_or(true, |m| self.assigned < m)
+    }
+
+    /// Whether it is about to exit by itself (quota reached or told to stop).
+    fn retiring(&self, cfg: &Config) -> bool {
+        self.stop_sent || self.killed || cfg.maxtasks.is_some_and(|m| self.received >= m)
+    }
+
+    /// Pushes what fits of the unsent tasks (then STOP, if queued).
+    fn flush(&mut self) -> std::result::Result<bool, shmkit_ring::Error> {
+        let mut pushed = false;
+        while self.sent < self.inflight.len() {
+            let done = self
+                .out
+                .push(&mut self.ends.tasks, &self.inflight[self.sent].msg)?;
+            pushed |= done || self.out.in_progress();
+            if !done {
+                break;
+            }
+            self.sent += 1;
+        }
+        if self.stop_queued
+            && !self.stop_sent
+            && self.sent == self.inflight.len()
+            && self.out.push(&mut self.ends.tasks, &worker::stop_message())?
+        {
+            self.stop_sent = true;
+            pushed = true;
+        }
+        if pushed {
+            self.shm.tasks_ec().notify_all();
+        }
+        Ok(pushed)
+    }
+
+    fn drain(&mut self, into: &mut Vec<Vec<u8>>) -> std::result::Result<(), shmkit_ring::Error> {
+        let mut consumed = false;
+        let r = loop {
+            match self.inbox.poll(&mut self.ends.results, &mut consumed) {
+                Ok(Some(m)) => into.push(m),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if consumed {
+            self.shm.space_ec().notify_all();
+        }
+        r
+    }
+
+    fn kill(&mut self) {
+        self.killed = true;
+        let _ = self.process.kill();
+    }
+
+    /// How it ended: (signal, exit code).
+    fn death(&self) -> (Option<i32>, Option<i32>) {
+        match self.process.exitcode() {
+            Some(c) if c < 0 => (Some(-c), None),
+            Some(c) => (None, Some(c)),
+            None => (None, None),
+        }
+    }
+}
+
+/// State shared by the pool handle and its threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) pool: PoolShm,
+    pub(crate) cfg: Config,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: Config, pool: PoolShm, cb_tx: Sender<CbJob>) -> Result<Self> {
+        let pool_token = pool.token()?;
+        Ok(Shared {
+            inner: Mutex::new(Inner {
+                state: State::Running,
+                broken: None,
+                next_id: 0,
+                backlog: VecDeque::new(),
+                pending: HashMap::new(),
+                workers: Vec::new(),
+                cb_tx: Some(cb_tx),
+                rx_buf: Vec::new(),
+                started: 0,
+                start_error: None,
+                pool_token,
+            }),
+            pool,
+            cfg,
+        })
+    }
+}
+
+/// The pool's mutable state (parent only, behind one mutex).
+pub(crate) struct Inner {
+    pub(crate) state: State,
+    /// Set when the initializer failed: every task fails with it.
+    broken: Option<Failure>,
+    pub(crate) next_id: u64,
+    /// Submitted tasks not yet queued to a worker.
+    pub(crate) backlog: VecDeque<Task>,
+    /// Every task whose result has not been delivered.
+    pub(crate) pending: HashMap<u64, Sink>,
+    pub(crate) workers: Vec<Worker>,
+    cb_tx: Option<Sender<CbJob>>,
+    rx_buf: Vec<Vec<u8>>,
+    /// Workers started so far (for names).
+    started: u64,
+    /// Why the last replacement failed to start (retried on the next check).
+    start_error: Option<String>,
+    pool_token: shmkit_segment::Token,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("state", &self.state)
+            .field("backlog", &self.backlog.len())
+            .field("pending", &self.pending.len())
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// Delivers an outcome: at once, or through the callback thread (callbacks first,
+/// then the slot, so that a ready result's callback has run).
+fn finish(cb_tx: Option<&Sender<CbJob>>, slot: Arc<Slot>, cb: Option<CallbackFn>, o: Outcome) {
+    let Some(cb) = cb else {
+        slot.fill(o);
+        return;
+    };
+    let job: CbJob = Box::new(move || {
+        if catch_unwind(AssertUnwindSafe(|| cb(&o))).is_err() {
+            eprintln!("shmkit-pool: a result callback panicked (ignored)");
+        }
+        slot.fill(o);
+    });
+    match cb_tx {
+        Some(tx) => {
+            if let Err(e) = tx.send(job) {
+                (e.0)();
+            }
+        }
+        None => job(),
+    }
+}
+
+impl Inner {
+    /// `Ok` when tasks may be submitted.
+    pub(crate) fn accepting(&self) -> Result<()> {
+        if let Some(f) = &self.broken {
+            return Err(f.to_error());
+        }
+        match self.state {
+            State::Running => Ok(()),
+            _ => Err(crate::Error::PoolClosed),
+        }
+    }
+
+    pub(crate) fn finish_empty_map(&mut self, map: &Mutex<MapState>) {
+        let mut m = lock(map);
+        m.finished = true;
+        let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+        drop(m);
+        finish(self.cb_tx.as_ref(), slot, cb, Ok(Vec::new()));
+    }
+
+    /// Delivers the result of task `id`.
+    fn complete(&mut self, id: u64, o: std::result::Result<Vec<u8>, Failure>) {
+        match self.pending.remove(&id) {
+            None => {}
+            Some(Sink::One { slot, cb }) => {
+                finish(self.cb_tx.as_ref(), slot, cb, o.map(|v| vec![v]))
+            }
+            Some(Sink::Chunk { map, index }) => {
+                let mut m = lock(&map);
+                if m.finished {
+                    return;
+                }
+                let out = match o {
+                    Ok(v) => {
+                        if let Some(p) = m.parts.get_mut(index) {
+                            *p = v;
+                        }
+                        m.remaining -= 1;
+                        if m.remaining > 0 {
+                            return;
+                        }
+                        Ok(std::mem::take(&mut m.parts))
+                    }
+                    Err(f) => {
+                        m.parts = Vec::new();
+                        Err(f)
+                    }
+                };
+                m.finished = true;
+                let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+                drop(m);
+                finish(self.cb_tx.as_ref(), slot, cb, out);
+            }
+            Some(Sink::Iter { it, index }) => it.deliver(index, o),
+        }
+    }
+
+    /// Fails every task not yet delivered, in submission order.
+    fn fail_all(&mut self, f: &Failure) {
+        self.backlog.clear();
+        for w in &mut self.workers {
+            w.inflight.clear();
+            w.sent = 0;
+        }
+        let mut ids: Vec<u64> = self.pending.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.complete(id, Err(f.clone()));
+        }
+    }
+
+    /// Queues backlog tasks to workers with room, least loaded first.
+    pub(crate) fn dispatch(&mut self, cfg: &Config) -> bool {
+        let mut any = false;
+        while !self.backlog.is_empty() {
+            let best = self
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.can_take(cfg))
+                .min_by_key(|(_, w)| w.inflight.len())
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let Some(t) = self.backlog.pop_front() else {
+                break;
+            };
+            let w = &mut self.workers[i];
+            w.inflight.push_back(t);
+            w.assigned += 1;
+            any = true;
+        }
+        if any {
+            for w in &mut self.workers {
+                if w.sent < w.inflight.len() && w.flush().is_err() {
+                    w.kill();
+                }
+            }
+        }
+        any
+    }
+
+    /// Sends what fits to worker `i` and handles the results it has sent.
+    fn pump(&mut self, i: usize) -> bool {
+        let mut msgs = std::mem::take(&mut self.rx_buf);
+        let w = &mut self.workers[i];
+        let mut progress = false;
+        if !w.killed {
+            match w.flush().and_then(|p| {
+                progress |= p;
+                w.drain(&mut msgs)
+            }) {
+                Ok(()) => {}
+                Err(_) => w.kill(),
+            }
+        }
+        for m in msgs.drain(..) {
+            progress = true;
+            self.on_result(i, &m);
+        }
+        self.rx_buf = msgs;
+        progress
+    }
+
+    fn on_result(&mut self, i: usize, m: &[u8]) {
+        let w = &mut self.workers[i];
+        let Some((id, status, payload)) = wire::parse_result(m) else {
+            w.kill();
+            return;
+        };
+        let text = || String::from_utf8_lossy(payload).into_owned();
+        if id == INIT_FAILED {
+            let f = Failure::InitializerFailed(text());
+            self.broken = Some(f.clone());
+            self.fail_all(&f);
+            return;
+        }
+        if w.inflight.front().map(|t| t.id) != Some(id) || w.sent == 0 {
+            w.kill(); // not the task it was given: a protocol error
+            return;
+        }
+        w.inflight.pop_front();
+        w.sent -= 1;
+        w.received += 1;
+        let o = match status {
+            OK => Ok(payload.to_vec()),
+            PANICKED => Err(Failure::Panicked(text())),
+            _ => Err(Failure::TaskFailed(text())),
+        };
+        self.complete(id, o);
+    }
+
+    /// Handles workers that have exited: fails the task each held, requeues the
+    /// rest, starts replacements while the pool runs.
+    fn check_workers(&mut self, sh: &Shared) {
+        let mut i = 0;
+        while i < self.workers.len() {
+            if self.workers[i].process.is_alive() {
+                i += 1;
+                continue;
+            }
+            // Whatever it sent before it died.
+            self.pump(i);
+            let mut w = self.workers.swap_remove(i);
+            let held = w.shm.started() > w.received;
+            let mut inflight = std::mem::take(&mut w.inflight);
+            if held {
+                if let Some(t) = inflight.pop_front() {
+                    let (signal, exit_code) = w.death();
+                    self.complete(
+                        t.id,
+                        Err(Failure::WorkerDied {
+                            pid: w.pid,
+                            signal,
+                            exit_code,
+                        }),
+                    );
+                }
+            }
+            for t in inflight.into_iter().rev() {
+                self.backlog.push_front(t);
+            }
+        }
+        let want = match self.state {
+            State::Running | State::Closed if self.broken.is_none() => sh.cfg.processes,
+            _ => 0,
+        };
+        while self.workers.len() < want {
+            match start_worker(sh, self) {
+                Ok(w) => {
+                    self.workers.push(w);
+                    self.start_error = None;
+                }
+                Err(e) => {
+                    if self.start_error.is_none() {
+                        eprintln!(
+                            "shmkit-pool: cannot start a replacement worker (will retry): {e}"
+                        );
+                    }
+                    self.start_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Kills every worker and fails every unfinished task with `Terminated`.
+    pub(crate) fn terminate(&mut self) {
+        if matches!(self.state, State::Done | State::Terminated) {
+            return;
+        }
+        self.state = State::Terminated;
+        for w in &mut self.workers {
+            w.kill();
+        }
+        self.fail_all(&Failure::Terminated);
+    }
+
+    fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+/// Starts one worker (fork or spawn, as configured).
+pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
+    let (shm, ends) = WorkerShm::create(sh.cfg.ring_bytes)?;
+    let boot = Boot {
+        pool: inner.pool_token.clone(),
+        shm: shm.token()?,
+        parent: std::process::id(),
+        maxtasks: sh.cfg.maxtasks,
+        init: sh.cfg.init.clone(),
+    };
+    inner.started += 1;
+    let mut p = Process::spawn_fn(worker::worker_main, boot)
+        .start_method(sh.cfg.method)
+        .name(format!("PoolWorker-{}", inner.started));
+    p.start()?;
+    Ok(Worker {
+        pid: p.pid().unwrap_or(0),
+        process: p,
+        shm,
+        ends,
+        inflight: VecDeque::new(),
+        sent: 0,
+        out: Outbox::default(),
+        inbox: Inbox::default(),
+        assigned: 0,
+        received: 0,
+        stop_queued: false,
+        stop_sent: false,
+        killed: false,
+    })
+}
+
+/// Kills and reaps every worker (pool start failed).
+pub(crate) fn kill_all(sh: &Shared) {
+    let mut g = lock(&sh.inner);
+    g.terminate();
+    for w in g.workers.drain(..) {
+        let _ = w.process.join();
+    }
+    g.state = State::Done;
+    g.cb_tx = None;
+}
+
+/// The callback thread: runs callbacks one at a time, in completion order.
+pub(crate) fn callback_main(rx: &Receiver<CbJob>) {
+    while let Ok(job) = rx.recv() {
+        job();
+    }
+}
+
+/// The result-handler thread.
+pub(crate) fn handler_main(sh: &Shared) {
+    let doorbell = sh.pool.doorbell();
+    let mut last_check = Instant::now();
+    loop {
+        let key = doorbell.prepare();
+        let mut g = lock(&sh.inner);
+        let mut progress = false;
+        for i in 0..g.workers.len() {
+            progress |= g.pump(i);
+        }
+        let retiring = g.workers.iter().any(|w| w.retiring(&sh.cfg));
+        let period = if retiring || g.state == State::Terminated {
+            Duration::ZERO
+        } else if g.busy() {
+            CHECK_BUSY
+        } else {
+            CHECK_IDLE
+        };
+        if last_check.elapsed() >= period {
+            if g.state == State::Terminated {
+                for w in g.workers.drain(..) {
+                    let _ = w.process.kill();
+                    let _ = w.process.join();
+                }
+                g.state = State::Done;
+                g.cb_tx = None;
+                return;
+            }
+            g.check_workers(sh);
+            last_check = Instant::now();
+        }
+        progress |= g.dispatch(&sh.cfg);
+        if g.state == State::Closed && g.pending.is_empty() && g.backlog.is_empty() {
+            g.state = State::Stopping;
+            for w in &mut g.workers {
+                w.stop_queued = true;
+            }
+            progress = true;
+        }
+        if g.state == State::Stopping && g.workers.is_empty() {
+            g.state = State::Done;
+            g.cb_tx = None;
+            return;
+        }
+        let wait = if retiring {
+            Duration::from_millis(1)
+        } else {
+            period
+        };
+        drop(g);
+        if !progress {
+            doorbell.wait(key, Deadline::after(wait));
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! `Pool`: the builder, task submission, close/join/terminate and drop.
+
+use crate::code::{self, CodeRef};
+use crate::error::{Error, Result};
+use crate::handler::{self, Sink, State, Task};
+use crate::imap::{IMap, IterShared};
+use crate::result::{decode_concat, decode_one, AsyncResult, Callbacks, Slot};
+use crate::shm::PoolShm;
+use crate::worker::{self, InitSpec};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shmkit_process::StartMethod;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// Default bytes of each of a worker's two rings (messages larger than half of it
+/// travel in fragments).
+pub const DEFAULT_RING_BYTES: usize = 256 * 1024;
+/// Default number of tasks queued to one worker ahead of the one it runs.
+pub const DEFAULT_PREFETCH: usize = 8;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The pool's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) maxtasks: Option<u64>,
+    pub(crate) method: StartMethod,
+    pub(crate) ring_bytes: usize,
+    pub(crate) prefetch: usize,
+    pub(crate) init: Option<InitSpec>,
+}
+
+/// Builds a [`Pool`]: Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild)` plus the start method.
+#[derive(Debug)]
+pub struct Builder {
+    processes: Option<usize>,
+    maxtasks: Option<u64>,
+    method: StartMethod,
+    ring_bytes: usize,
+    prefetch: usize,
+    init: Option<Result<InitSpec>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            processes: None,
+            maxtasks: None,
+            method: StartMethod::Fork,
+            ring_bytes: DEFAULT_RING_BYTES,
+            prefetch: DEFAULT_PREFETCH,
+            init: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Number of worker processes (default [`shmkit_process::cpu_count`]).
+    #[must_use]
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Runs `f(arg)` once in each worker before its first task. If it panics, the
+    /// pool is broken: every task fails with [`Error::InitializerFailed`].
+    #[must_use]
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        let spec = code::task_one::<A, ()>(f).and_then(|code| {
+            let arg = postcard::to_allocvec(&arg).map_err(|source| Error::Codec {
+                what: "encoding the initializer's argument",
+                source,
+            })?;
+            Ok(InitSpec { code, arg })
+        });
+        self.init = Some(spec);
+        self
+    }
+
+    /// Replaces each worker after it completed `n` tasks (chunks count as one task).
+    #[must_use]
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.maxtasks = Some(n);
+        self
+    }
+
+    /// How workers start (default [`StartMethod::Fork`]); see `docs/pool.md`.
+    #[must_use]
+    pub fn start_method(mut self, m: StartMethod) -> Self {
+        self.method = m;
+        self
+    }
+
+    /// Bytes of each of a worker's two rings (a power of two, at least 4096).
+    #[must_use]
+    pub fn ring_bytes(mut self, n: usize) -> Self {
+        self.ring_bytes = n;
+        self
+    }
+
+    /// How many tasks may be queued to one worker (at least 1, default
+    /// [`DEFAULT_PREFETCH`]). Larger batches trivial tasks better; 1 balances
+    /// long, uneven tasks best. Queued tasks that a dying worker had not begun are
+    /// given to another worker.
+    #[must_use]
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n;
+        self
+    }
+
+    /// Starts the workers and the pool's threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0 processes, a zero `maxtasksperchild` or
+    /// `prefetch`, or a ring size that is not a power of two ≥ 4096;
+    /// [`Error::NotInExecutable`] or [`Error::Codec`] for the initializer;
+    /// [`Error::Process`] or [`Error::Segment`] when a worker cannot start;
+    /// [`Error::SpawnUnavailable`] for the spawn method in this build.
+    pub fn build(self) -> Result<Pool> {
+        let processes = self
+            .processes
+            .unwrap_or_else(|| shmkit_process::cpu_count().max(1));
+        if processes == 0 {
+            return Err(Error::InvalidArgument(
+                "the number of processes must be at least 1",
+            ));
+        }
+        if self.maxtasks == Some(0) {
+            return Err(Error::InvalidArgument(
+                "maxtasksperchild must be at least 1",
+            ));
+        }
+        if self.prefetch == 0 {
+            return Err(Error::InvalidArgument("prefetch must be at least 1"));
+        }
+        if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
+            return Err(Error::InvalidArgument(
+                "ring_bytes must be a power of two of at least 4096",
+            ));
+        }
+        if self.method == StartMethod::Spawn && !crate::fnref::PORTABLE {
+            return Err(Error::SpawnUnavailable);
+        }
+        let init = self.init.transpose()?;
+        let cfg = Config {
+            processes,
+            maxtasks: self.maxtasks,
+            method: self.method,
+            ring_bytes: self.ring_bytes,
+            prefetch: self.prefetch,
+            init,
+        };
+        Pool::start(cfg)
+    }
+}
+
+/// The pool's threads.
+#[derive(Debug, Default)]
+struct Threads {
+    handler: Option<JoinHandle<()>>,
+    callbacks: Option<JoinHandle<()>>,
+}
+
+/// A pool of worker processes: Python's `multiprocessing.Pool`.
+///
+/// Tasks are `fn` items (or non-capturing closures) of the program with serde
+/// arguments and results, so that they run the same with both start methods.
+/// A worker that dies fails only the task it was running ([`Error::WorkerDied`]) and
+/// is replaced; the pool keeps its size.
+///
+/// **Drop** is [`terminate`](Pool::terminate) without waiting for queued callbacks:
+/// workers are killed (SIGKILL) and reaped, unfinished results fail with
+/// [`Error::Terminated`], the result handler is joined; it never hangs and leaves no
+/// worker process behind. Call [`close`](Pool::close) then [`join`](Pool::join) first
+/// to let queued tasks finish.
+#[derive(Debug)]
+pub struct Pool {
+    sh: Arc<handler::Shared>,
+    threads: Mutex<Threads>,
+    owner: u32,
+}
+
+/// Python's default `chunksize` for `map`: `ceil(len / (4 * processes))`, at least 1.
+pub fn default_chunksize(len: usize, processes: usize) -> usize {
+    len.div_ceil(4 * processes.max(1)).max(1)
+}
+
+fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
+    move |source| Error::Codec { what, source }
+}
+
+/// A task message for `code` with the encoded `arg` (id filled in at submission).
+fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
+    let head = worker::task_header(0, code)?;
+    postcard::to_extend(arg, head).map_err(codec("encoding a task's argument"))
+}
+
+impl Pool {
+    /// A pool of `processes` workers with the fork start method.
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new(processes: usize) -> Result<Pool> {
+        Builder::default().processes(processes).build()
+    }
+
+    /// A builder (initializer, maxtasksperchild, start method …).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn start(cfg: Config) -> Result<Pool> {
+        let pool_shm = PoolShm::create()?;
+        let (cb_tx, cb_rx) = std::sync::mpsc::channel::<handler::CbJob>();
+        let sh = Arc::new(handler::Shared::new(cfg, pool_shm, cb_tx)?);
+        // Fork the first workers before this pool starts any thread.
+        {
+            let mut g = lock(&sh.inner);
+            for _ in 0..sh.cfg.processes {
+                let w = handler::start_worker(&sh, &mut g)?;
+                g.workers.push(w);
+            }
+        }
+        let callbacks = std::thread::Builder::new()
+            .name("shmkit-pool-callbacks".into())
+            .spawn(move || handler::callback_main(&cb_rx))
+            .map_err(|source| Error::Os {
+                op: "spawning the callback thread",
+                source,
+            });
+        let callbacks = match callbacks {
+            Ok(c) => c,
+            Err(e) => {
+                handler::kill_all(&sh);
+                return Err(e);
+            }
+        };
+        let sh2 = Arc::clone(&sh);
+        let h = std::thread::Builder::new()
+            .name("shmkit-pool-handler".into())
+            .spawn(move || handler::handler_main(&sh2))
+            .map_err(|source| Error::Os {
+                op: "spawning the result handler thread",
+                source,
+            });
+        let handler = match h {
+            Ok(h) => h,
+            Err(e) => {
+                handler::kill_all(&sh);
+                return Err(e);
+            }
+        };
+        Ok(Pool {
+            sh,
+            threads: Mutex::new(Threads {
+                handler: Some(handler),
+                callbacks: Some(callbacks),
+            }),
+            owner: std::process::id(),
+        })
+    }
+
+    /// The number of workers the pool keeps.
+    pub fn processes(&self) -> usize {
+        self.sh.cfg.processes
+    }
+
+    /// The pids of the current workers (dead workers are replaced within a few
+    /// milliseconds; during that time a pid may be missing or stale).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.sh.inner).workers.iter().map(|w| w.pid).collect()
+    }
+
+    pub(crate) fn submit(&self, tasks: Vec<(Vec<u8>, Sink)>) -> Result<()> {
+        let mut g = lock(&self.sh.inner);
+        g.accepting()?;
+        for (mut msg, sink) in tasks {
+            let id = g.next_id;
+            g.next_id += 1;
+            worker::set_task_id(&mut msg, id);
+            g.pending.insert(id, sink);
+            g.backlog.push_back(Task { id, msg });
+        }
+        g.dispatch(&self.sh.cfg);
+        Ok(())
+    }
+
+    /// Runs `f(arg)` in a worker and waits for the result (Python's `apply`).
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async) and [`AsyncResult::get`].
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// Queues `f(arg)` and returns at once.
+    ///
+    /// # Errors
+    /// [`Error::PoolClosed`] after `close`/`terminate`; [`Error::InitializerFailed`]
+    /// if the initializer failed; [`Error::Codec`] if `arg` does not encode;
+    /// [`Error::NotInExecutable`] for a function outside the main executable.
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.apply_async_with(f, arg, Callbacks::new())
+    }
+
+    /// [`apply_async`](Pool::apply_async) with a `callback` and/or `error_callback`.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn apply_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let msg = message(code::task_one(f)?, &arg)?;
+        let slot = Arc::new(Slot::default());
+        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
+        self.submit(vec![(
+            msg,
+            Sink::One {
+                slot: Arc::clone(&slot),
+                cb,
+            },
+        )])?;
+        Ok(AsyncResult::new(slot, decode_one::<R>))
+    }
+
+    fn map_chunks<A, R>(
+        &self,
+        code: CodeRef,
+        items: &[A],
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'static,
+    {
+        let cs = chunksize
+            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()))
+            .max(1);
+        let slot = Arc::new(Slot::default());
+        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_concat::<R>));
+        let nchunks = items.len().div_ceil(cs);
+        let map = handler::MapState::new(nchunks, Arc::clone(&slot), cb);
+        if nchunks == 0 {
+            let mut g = lock(&self.sh.inner);
+            g.accepting()?;
+            g.finish_empty_map(&map);
+        } else {
+            let tasks = items
+                .chunks(cs)
+                .enumerate()
+                .map(|(index, c)| {
+                    Ok((
+                        message(code, c)?,
+                        Sink::Chunk {
+                            map: Arc::clone(&map),
+                            index,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.submit(tasks)?;
+        }
+        Ok(AsyncResult::new(slot, decode_concat::<R>))
+    }
+
+    /// `[f(x) for x in iter]` computed by the workers, in chunks of the default
+    /// size ([`default_chunksize`]); waits for all of it (Python's `map`).
+    ///
+    /// # Errors
+    /// The first failure among the chunks, else as [`apply_async`](Pool::apply_async).
+    pub fn map<A, R>(&self, f: fn(A) -> R, iter: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.map_async(f, iter, None)?.get()
+    }
+
+    /// [`map`](Pool::map) without waiting; `chunksize` `None` is the default.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.map_async_with(f, iter, chunksize, Callbacks::new())
+    }
+
+    /// [`map_async`](Pool::map_async) with callbacks (called once, with the whole
+    /// list or the first error).
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn map_async_with<A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<A> = iter.into_iter().collect();
+        self.map_chunks(code::task_chunk(f)?, &items, chunksize, callbacks)
+    }
+
+    /// `[f(a, b) for (a, b) in iter]` (Python's `starmap`, for two-argument functions).
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    pub fn starmap<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        iter: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.starmap_async(f, iter, None)?.get()
+    }
+
+    /// [`starmap`](Pool::starmap) without waiting.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn starmap_async<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        iter: impl IntoIterator<Item = (A, B)>,
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<(A, B)> = iter.into_iter().collect();
+        self.map_chunks(code::task_star(f)?, &items, chunksize, Callbacks::new())
+    }
+
+    fn imap_inner<I, A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        lock(&self.sh.inner).accepting()?;
+        let window = self.processes() * (self.sh.cfg.prefetch + 1);
+        Ok(IMap::new(
+            self,
+            code::task_chunk(f)?,
+            iter.into_iter(),
+            chunksize.max(1),
+            window,
+            Arc::new(IterShared::new(ordered)),
+        ))
+    }
+
+    /// A lazy `map` (Python's `imap`, chunksize 1): the input is consumed as results
+    /// are taken (at most a window of `processes × (prefetch + 1)` chunks ahead);
+    /// results come in input order, each as soon as it and those before it are done.
+    ///
+    /// # Errors
+    /// [`Error::PoolClosed`] etc. as [`apply_async`](Pool::apply_async); failures of
+    /// single items come as `Err` items.
+    pub fn imap<I, A, R>(&self, f: fn(A) -> R, iter: I) -> Result<IMap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_inner(f, iter, 1, true)
+    }
+
+    /// [`imap`](Pool::imap) with chunks of `chunksize` items (a failed chunk yields
+    /// its error for each of its items).
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap).
+    pub fn imap_chunksize<I, A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: I,
+        chunksize: usize,
+    ) -> Result<IMap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_inner(f, iter, chunksize, true)
+    }
+
+    /// Like [`imap`](Pool::imap) but yields results in completion order.
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap).
+    pub fn imap_unordered<I, A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: I,
+    ) -> Result<IMap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_inner(f, iter, 1, false)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with chunks of `chunksize` items.
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap).
+    pub fn imap_unordered_chunksize<I, A, R>(
+        &self,
+        f: fn(A) -> R,
+        iter: I,
+        chunksize: usize,
+    ) -> Result<IMap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_inner(f, iter, chunksize, false)
+    }
+
+    /// Stops accepting tasks; queued tasks still run. Then call [`join`](Pool::join).
+    pub fn close(&self) {
+        {
+            let mut g = lock(&self.sh.inner);
+            if g.state == State::Running {
+                g.state = State::Closed;
+            }
+        }
+        self.sh.pool.doorbell().notify_all();
+    }
+
+    /// Waits until every task is done and its callback ran, the workers have exited
+    /// and the pool's threads ended.
+    ///
+    /// # Errors
+    /// [`Error::PoolRunning`] unless [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) was called first.
+    pub fn join(&self) -> Result<()> {
+        if lock(&self.sh.inner).state == State::Running {
+            return Err(Error::PoolRunning);
+        }
+        self.join_threads(true);
+        Ok(())
+    }
+
+    fn join_threads(&self, callbacks: bool) {
+        let mut t = lock(&self.threads);
+        if let Some(h) = t.handler.take() {
+            let _ = h.join();
+        }
+        if callbacks {
+            if let Some(c) = t.callbacks.take() {
+                let _ = c.join();
+            }
+        } else {
+            // Detach: it ends once the callbacks already queued have run.
+            drop(t.callbacks.take());
+        }
+    }
+
+    /// Kills the workers (SIGKILL) at once; every unfinished result fails with
+    /// [`Error::Terminated`] (error callbacks run). Returns after the workers are
+    /// reaped and queued callbacks ran.
+    pub fn terminate(&self) {
+        self.terminate_inner(true);
+    }
+
+    fn terminate_inner(&self, join_callbacks: bool) {
+        lock(&self.sh.inner).terminate();
+        self.sh.pool.doorbell().notify_all();
+        self.join_threads(join_callbacks);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return; // a copy inherited over fork: the workers are not ours
+        }
+        self.terminate_inner(false);
+    }
+}

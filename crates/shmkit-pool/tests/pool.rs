@@ -1,0 +1,657 @@
+//! Pool API tests with real worker processes (run one test per process: nextest).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use shmkit_pool::{Callbacks, Error, Pool, StartMethod};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn boom(x: u64) -> u64 {
+    if x == 3 {
+        panic!("boom at {x}");
+    }
+    x
+}
+
+fn die_by(sig: i32) -> u32 {
+    // Rust's runtime catches SIGSEGV (stack overflow detection) and returns from a
+    // raised one: restore the default action so the signal kills, as a real fault does.
+    // SAFETY: setting the default action of a signal in this (worker) process.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+    // SAFETY: raising a signal in this (worker) process; that is the test.
+    unsafe { libc::raise(sig) };
+    0
+}
+
+fn exit_with(code: i32) -> u32 {
+    std::process::exit(code)
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + LONG;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn pid_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn apply_blocks_and_returns_values() {
+    let pool = Pool::new(2).unwrap();
+    for x in 0..20u64 {
+        assert_eq!(pool.apply(square, x).unwrap(), x * x);
+    }
+    assert_eq!(pool.processes(), 2);
+    assert_eq!(pool.worker_pids().len(), 2);
+}
+
+#[test]
+fn apply_async_results_and_repeatable_get() {
+    let pool = Pool::new(3).unwrap();
+    let rs: Vec<_> = (0..100u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    for (x, r) in rs.iter().enumerate() {
+        assert_eq!(r.get().unwrap(), (x * x) as u64);
+        assert!(r.ready());
+        assert!(r.successful().unwrap());
+        assert_eq!(r.get().unwrap(), (x * x) as u64, "get is repeatable");
+    }
+    pool.close();
+    pool.join().unwrap();
+}
+
+#[test]
+fn map_equals_sequential_for_0_1_and_100k_items() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new()).unwrap(),
+        Vec::<u64>::new()
+    );
+    assert_eq!(pool.map(square, [7u64]).unwrap(), vec![49]);
+    let input: Vec<u64> = (0..100_000).collect();
+    let want: Vec<u64> = input.iter().map(|&x| square(x)).collect();
+    assert_eq!(pool.map(square, input.clone()).unwrap(), want);
+    for cs in [1, 7, 100_000, 1_000_000] {
+        let got = pool
+            .map_async(square, input[..1000].to_vec(), Some(cs))
+            .unwrap();
+        assert_eq!(got.get().unwrap(), want[..1000]);
+    }
+    let pairs: Vec<(u64, u64)> = (0..500).map(|i| (i, 2 * i)).collect();
+    let sums: Vec<u64> = pairs.iter().map(|&(a, b)| add(a, b)).collect();
+    assert_eq!(pool.starmap(add, pairs).unwrap(), sums);
+}
+
+#[test]
+fn default_chunksize_is_pythons() {
+    assert_eq!(shmkit_pool::default_chunksize(0, 2), 1);
+    assert_eq!(shmkit_pool::default_chunksize(1, 2), 1);
+    assert_eq!(shmkit_pool::default_chunksize(100_000, 2), 12_500);
+    assert_eq!(shmkit_pool::default_chunksize(9, 2), 2);
+}
+
+#[test]
+fn a_panicking_task_fails_only_its_own_result() {
+    let pool = Pool::new(2).unwrap();
+    let rs: Vec<_> = (0..8u64)
+        .map(|x| pool.apply_async(boom, x).unwrap())
+        .collect();
+    for (x, r) in rs.iter().enumerate() {
+        let got = r.get();
+        if x == 3 {
+            match got {
+                Err(Error::Panicked(m)) => assert!(m.contains("boom at 3"), "{m}"),
+                other => panic!("expected Panicked, got {other:?}"),
+            }
+            assert!(!r.successful().unwrap());
+        } else {
+            assert_eq!(got.unwrap(), x as u64);
+        }
+    }
+    // A map with the panicking item fails as a whole, with the message.
+    match pool.map(boom, 0..8u64) {
+        Err(Error::Panicked(m)) => assert!(m.contains("boom at 3")),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    // The pool is still fine.
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
+#[test]
+fn callbacks_run_in_the_parent_serially_in_completion_order() {
+    let pool = Pool::builder().processes(2).prefetch(1).build().unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let busy = Arc::new(Mutex::new(()));
+    let me = std::process::id();
+    let mut rs = Vec::new();
+    for x in 0..30u64 {
+        let (l1, l2, b1, b2) = (log.clone(), log.clone(), busy.clone(), busy.clone());
+        let cb = Callbacks::new()
+            .callback(move |v: u64| {
+                let _g = b1.try_lock().expect("callbacks never run concurrently");
+                assert_eq!(std::process::id(), me);
+                l1.lock().unwrap().push(format!("ok {v}"));
+            })
+            .error_callback(move |e| {
+                let _g = b2.try_lock().expect("callbacks never run concurrently");
+                l2.lock().unwrap().push(format!("err {e}"));
+            });
+        rs.push(pool.apply_async_with(boom, x, cb).unwrap());
+    }
+    for r in &rs {
+        r.wait();
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 30);
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("err") && l.contains("boom at 3")),
+        "{log:?}"
+    );
+    assert_eq!(log.iter().filter(|l| l.starts_with("ok")).count(), 29);
+}
+
+#[test]
+fn a_result_is_ready_only_after_its_callback_ran() {
+    let pool = Pool::new(2).unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let r = pool
+        .apply_async_with(
+            square,
+            9,
+            Callbacks::new().callback(move |v| *s.lock().unwrap() = Some(v)),
+        )
+        .unwrap();
+    assert_eq!(r.get().unwrap(), 81);
+    assert_eq!(*seen.lock().unwrap(), Some(81));
+    // map_async callbacks get the whole list.
+    let all = Arc::new(Mutex::new(Vec::new()));
+    let a = all.clone();
+    let m = pool
+        .map_async_with(
+            square,
+            0..10u64,
+            Some(3),
+            Callbacks::new().callback(move |v| *a.lock().unwrap() = v),
+        )
+        .unwrap();
+    m.wait();
+    assert_eq!(
+        *all.lock().unwrap(),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn get_timeout_times_out_then_the_result_still_arrives() {
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(sleep_ms, 300).unwrap();
+    assert!(matches!(
+        r.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(r.successful(), Err(Error::NotReady)));
+    assert!(!r.wait_timeout(Duration::from_millis(1)));
+    assert_eq!(r.get_timeout(LONG).unwrap(), 300);
+    assert!(r.wait_timeout(Duration::ZERO));
+}
+
+fn worker_died(r: &shmkit_pool::Result<u32>) -> (u32, Option<i32>, Option<i32>) {
+    match r {
+        Err(Error::WorkerDied {
+            pid,
+            signal,
+            exit_code,
+        }) => (*pid, *signal, *exit_code),
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+}
+
+fn death_fails_only_its_task(sig: i32) {
+    let pool = Pool::new(2).unwrap();
+    let before = pool.worker_pids();
+    let others: Vec<_> = (0..50u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    let r = pool.apply_async(die_by, sig).unwrap();
+    let more: Vec<_> = (50..100u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    let (dead, signal, code) = worker_died(&r.get());
+    assert_eq!((signal, code), (Some(sig), None));
+    assert!(before.contains(&dead));
+    for (x, r) in (0u64..).zip(others.iter().chain(&more)) {
+        assert_eq!(r.get().unwrap(), x * x);
+    }
+    let now = wait_for("a replacement worker", || {
+        let p = pool.worker_pids();
+        (p.len() == 2 && !p.contains(&dead)).then_some(p)
+    });
+    assert_eq!(now.len(), 2);
+    assert_eq!(pool.apply(square, 12).unwrap(), 144);
+    pool.close();
+    pool.join().unwrap();
+}
+
+#[test]
+fn sigkill_of_a_worker_fails_only_its_task() {
+    death_fails_only_its_task(libc::SIGKILL);
+}
+
+#[test]
+fn abort_in_a_task_fails_only_its_task() {
+    death_fails_only_its_task(libc::SIGABRT);
+}
+
+#[test]
+fn segfault_in_a_task_fails_only_its_task() {
+    death_fails_only_its_task(libc::SIGSEGV);
+}
+
+#[test]
+fn exit_in_a_task_fails_only_its_task() {
+    let pool = Pool::new(2).unwrap();
+    let r = pool.apply_async(exit_with, 3).unwrap();
+    let (_, signal, code) = worker_died(&r.get());
+    assert_eq!((signal, code), (None, Some(3)));
+    assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
+}
+
+fn publish_pid_and_hang(path: String) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    0
+}
+
+#[test]
+fn worker_killed_from_outside_mid_task() {
+    let pool = Pool::builder().processes(2).prefetch(1).build().unwrap();
+    let path = std::env::temp_dir().join(format!("shmkit-pool-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = path.to_string_lossy().into_owned();
+    let hung = pool.apply_async(publish_pid_and_hang, p).unwrap();
+    let victim: u32 = wait_for("the task to publish its pid", || {
+        std::fs::read_to_string(&path).ok()?.parse().ok()
+    });
+    // Other tasks keep flowing through the other worker meanwhile.
+    assert_eq!(pool.map(square, 0..1000u64).unwrap().len(), 1000);
+    // SAFETY: sending SIGKILL to our own worker process.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let (dead, signal, _) = worker_died(&hung.get_timeout(LONG));
+    assert_eq!((dead, signal), (victim, Some(libc::SIGKILL)));
+    let _ = std::fs::remove_file(&path);
+    wait_for("the pool to be back to 2 workers", || {
+        let p = pool.worker_pids();
+        (p.len() == 2 && !p.contains(&victim)).then_some(())
+    });
+    assert_eq!(pool.apply(square, 3).unwrap(), 9);
+}
+
+#[test]
+fn a_dying_worker_fails_only_its_chunk_of_a_map() {
+    fn die_on_13(x: u64) -> u64 {
+        if x == 13 {
+            // SAFETY: raising SIGKILL in the worker; that is the test.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+        x
+    }
+    let pool = Pool::new(2).unwrap();
+    let items: Vec<Result<u64, Error>> = pool
+        .imap_chunksize(die_on_13, 0..40u64, 5)
+        .unwrap()
+        .collect();
+    for (x, r) in (0u64..).zip(&items) {
+        if (10..15).contains(&x) {
+            assert!(matches!(r, Err(Error::WorkerDied { .. })), "{x}: {r:?}");
+        } else {
+            assert_eq!(*r.as_ref().unwrap(), x);
+        }
+    }
+}
+
+#[test]
+fn maxtasksperchild_one_gives_every_task_a_fresh_worker() {
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let pids = pool
+        .map_async(pid, 0..12u64, Some(1))
+        .unwrap()
+        .get()
+        .unwrap();
+    let mut uniq = pids.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 12, "{pids:?}");
+    assert!(!pids.contains(&std::process::id()));
+    pool.close();
+    pool.join().unwrap();
+}
+
+#[test]
+fn maxtasksperchild_three_reuses_each_worker_three_times() {
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(3)
+        .build()
+        .unwrap();
+    let pids = pool
+        .map_async(pid, 0..12u64, Some(1))
+        .unwrap()
+        .get()
+        .unwrap();
+    let mut uniq = pids.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    assert!(uniq.len() >= 4, "{pids:?}");
+    for p in &uniq {
+        assert!(pids.iter().filter(|q| *q == p).count() <= 3);
+    }
+}
+
+static INIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+fn set_init(v: u64) {
+    assert!(INIT.set(v).is_ok(), "the initializer runs once per worker");
+}
+
+fn read_init(_: u64) -> u64 {
+    *INIT
+        .get()
+        .expect("the initializer ran before the first task")
+}
+
+fn failing_init(_: u64) {
+    panic!("no database");
+}
+
+#[test]
+fn initializer_runs_in_each_worker_before_its_tasks() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(set_init, 42)
+        .maxtasksperchild(2)
+        .build()
+        .unwrap();
+    assert!(INIT.get().is_none(), "not in the parent");
+    assert_eq!(
+        pool.map_async(read_init, 0..10u64, Some(1))
+            .unwrap()
+            .get()
+            .unwrap(),
+        vec![42; 10]
+    );
+}
+
+#[test]
+fn a_failing_initializer_fails_tasks_instead_of_looping() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(failing_init, 0)
+        .build()
+        .unwrap();
+    let r = pool.apply_async(square, 2).and_then(|r| r.get());
+    match r {
+        Err(Error::InitializerFailed(m)) => assert!(m.contains("no database"), "{m}"),
+        other => panic!("expected InitializerFailed, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(square, 2),
+        Err(Error::InitializerFailed(_))
+    ));
+    pool.close();
+    pool.join().unwrap();
+}
+
+#[test]
+fn imap_yields_in_order_although_tasks_finish_out_of_order() {
+    let pool = Pool::builder().processes(2).prefetch(1).build().unwrap();
+    let delays = [200u64, 0, 150, 0, 100, 0, 50, 0];
+    let start = Instant::now();
+    let got: Vec<u64> = pool
+        .imap(sleep_ms, delays)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, delays);
+    assert!(start.elapsed() < LONG);
+    // Unordered: the quick task overtakes the slow one.
+    let mut un = pool.imap_unordered(sleep_ms, [400u64, 0]).unwrap();
+    assert_eq!(un.next().unwrap().unwrap(), 0);
+    assert_eq!(un.next().unwrap().unwrap(), 400);
+    assert!(un.next().is_none());
+}
+
+#[test]
+fn imap_unordered_yields_everything() {
+    let pool = Pool::new(2).unwrap();
+    let mut got: Vec<u64> = pool
+        .imap_unordered(square, 0..1000u64)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..1000u64).map(square).collect::<Vec<_>>());
+    let mut got: Vec<u64> = pool
+        .imap_unordered_chunksize(square, 0..1000u64, 64)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got.len(), 1000);
+    let empty: Vec<_> = pool.imap(square, Vec::<u64>::new()).unwrap().collect();
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn imap_is_lazy_and_takes_endless_input() {
+    let pool = Pool::builder().processes(2).prefetch(2).build().unwrap();
+    let pulled = Arc::new(Mutex::new(0u64));
+    let p = pulled.clone();
+    let input = (0u64..).inspect(move |_| *p.lock().unwrap() += 1);
+    let mut it = pool.imap(square, input).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    // The window is processes * (prefetch + 1) = 6 chunks of 1.
+    assert!(
+        *pulled.lock().unwrap() <= 7,
+        "pulled {}",
+        pulled.lock().unwrap()
+    );
+    let first: Vec<u64> = it.by_ref().take(99).map(Result::unwrap).collect();
+    assert_eq!(first, (1..100u64).map(square).collect::<Vec<_>>());
+    assert!(*pulled.lock().unwrap() <= 107);
+}
+
+#[test]
+fn close_join_and_their_errors() {
+    let pool = Pool::new(2).unwrap();
+    let r = pool.apply_async(sleep_ms, 50).unwrap();
+    assert!(matches!(pool.join(), Err(Error::PoolRunning)));
+    pool.close();
+    assert!(matches!(
+        pool.apply_async(square, 1),
+        Err(Error::PoolClosed)
+    ));
+    assert!(matches!(pool.map(square, 0..3u64), Err(Error::PoolClosed)));
+    assert!(matches!(pool.imap(square, 0..3u64), Err(Error::PoolClosed)));
+    let pids = pool.worker_pids();
+    pool.join().unwrap();
+    assert_eq!(
+        r.get().unwrap(),
+        50,
+        "queued tasks finish before join returns"
+    );
+    assert!(r.ready());
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} was reaped");
+    }
+    pool.join().unwrap();
+    pool.terminate();
+}
+
+#[test]
+fn terminate_while_tasks_run_is_prompt_and_leaves_no_child() {
+    let pool = Pool::new(2).unwrap();
+    let rs: Vec<_> = (0..10)
+        .map(|_| pool.apply_async(sleep_ms, 60_000).unwrap())
+        .collect();
+    let pids = pool.worker_pids();
+    let t = Instant::now();
+    pool.terminate();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "terminate took {:?}",
+        t.elapsed()
+    );
+    for r in &rs {
+        assert!(matches!(r.get_timeout(LONG), Err(Error::Terminated)));
+    }
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} is gone");
+    }
+    assert!(matches!(
+        pool.apply_async(square, 1),
+        Err(Error::PoolClosed)
+    ));
+    pool.join().unwrap();
+}
+
+#[test]
+fn terminate_runs_error_callbacks() {
+    let pool = Pool::new(1).unwrap();
+    let errs = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..3 {
+        let e = errs.clone();
+        pool.apply_async_with(
+            sleep_ms,
+            60_000,
+            Callbacks::new().error_callback(move |err| e.lock().unwrap().push(err.to_string())),
+        )
+        .unwrap();
+    }
+    pool.terminate();
+    assert_eq!(errs.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn drop_does_not_hang_and_leaves_no_worker() {
+    let pool = Pool::new(2).unwrap();
+    let r = pool.apply_async(sleep_ms, 60_000).unwrap();
+    let pids = pool.worker_pids();
+    let t = Instant::now();
+    drop(pool);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(matches!(r.get_timeout(LONG), Err(Error::Terminated)));
+    for p in pids {
+        assert!(!pid_exists(p));
+    }
+}
+
+#[test]
+fn unread_results_and_big_backlogs() {
+    let pool = Pool::new(2).unwrap();
+    for x in 0..200_000u64 {
+        let _ = pool.apply_async(square, x).unwrap(); // dropped at once
+    }
+    let last = pool.apply_async(square, 3).unwrap();
+    assert_eq!(last.get().unwrap(), 9);
+    pool.close();
+    pool.join().unwrap();
+}
+
+fn echo_len(v: Vec<u8>) -> (usize, Vec<u8>) {
+    (v.len(), v)
+}
+
+#[test]
+fn large_arguments_and_results_travel_in_fragments() {
+    let pool = Pool::builder()
+        .processes(2)
+        .ring_bytes(4096)
+        .build()
+        .unwrap();
+    for n in [0usize, 1, 2040, 2041, 5000, 100_000, 3_000_000] {
+        let v: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let (len, back) = pool.apply(echo_len, v.clone()).unwrap();
+        assert_eq!(len, n);
+        assert_eq!(back, v);
+    }
+}
+
+#[test]
+fn builder_rejects_bad_settings() {
+    assert!(matches!(Pool::new(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Pool::builder().maxtasksperchild(0).build(),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Pool::builder().prefetch(0).build(),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Pool::builder().ring_bytes(1000).build(),
+        Err(Error::InvalidArgument(_))
+    ));
+    let p = Pool::builder().build().unwrap();
+    assert_eq!(p.processes(), shmkit_process::cpu_count().max(1));
+}
+
+#[test]
+fn spawn_start_method_runs_tasks() {
+    let pool = match Pool::builder()
+        .processes(2)
+        .start_method(StartMethod::Spawn)
+        .build()
+    {
+        Err(Error::SpawnUnavailable) => {
+            eprintln!("spawn start method not available in this build");
+            return;
+        }
+        other => other.unwrap(),
+    };
+    assert_eq!(
+        pool.map(square, 0..1000u64).unwrap(),
+        (0..1000u64).map(square).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(add_pair, (2, 3)).unwrap(), 5);
+    let r = pool.apply_async(die_by, libc::SIGKILL).unwrap();
+    worker_died(&r.get());
+    assert_eq!(pool.apply(square, 4).unwrap(), 16);
+    pool.close();
+    pool.join().unwrap();
+}
+
+fn add_pair((a, b): (u64, u64)) -> u64 {
+    a + b
+}
