@@ -41,33 +41,58 @@ fn lock() -> MutexGuard<'static, Vec<Entry>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The forking process's id, for the child to repay the loan (see `prepare`).
+static PARENT: AtomicU64 = AtomicU64::new(0);
+
+/// Before `fork`: takes the lock (no registration may run across the fork) and
+/// *lends* the child its handles: each queue's count in this process's entry grows
+/// by the handles the child will inherit, so a peer never sees them uncounted — the
+/// parent may drop its copies before the child gets to run.
 extern "C" fn prepare() {
     let g = lock();
+    let me = OwnerId::current();
+    // Relaxed: read back by the child of this very fork (program order in this thread).
+    PARENT.store(me.as_raw(), Ordering::Relaxed);
+    for e in g.iter().filter(|e| e.count > 0) {
+        // A full registry is impossible here: this process has an entry already.
+        let _ = entry_ctl(e).register(me, delta(e.count), &process_alive);
+    }
     HELD.with(|h| *h.borrow_mut() = Some(g));
 }
 
+fn delta(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn entry_ctl(e: &Entry) -> &Control {
+    // SAFETY: an entry with a nonzero count belongs to live handles of this process,
+    // which keep the segment (and so the control block at `e.ctl`) mapped; a forked
+    // child inherited those mappings.
+    unsafe { &*(e.ctl as *const Control) }
+}
+
+/// After `fork`, in the parent: the loan stays until the child repays it.
 extern "C" fn parent() {
     HELD.with(|h| drop(h.borrow_mut().take()));
 }
 
+/// After `fork`, in the child: registers the inherited handles under the child's own
+/// id, then repays the parent's loan. (A child killed before this runs leaves the
+/// loan in the parent's entry, which then counts until the parent exits.)
 extern "C" fn child() {
     // Relaxed: read by this (now single-threaded) process only.
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
     let me = OwnerId::current();
+    // Relaxed: stored by `prepare` in this same thread before the fork.
+    let parent = OwnerId::from_raw(PARENT.load(Ordering::Relaxed));
     HELD.with(|h| {
         if let Some(g) = h.borrow_mut().take() {
             for e in g.iter().filter(|e| e.count > 0) {
-                // SAFETY: an entry with a nonzero count belongs to live handles, which
-                // keep the segment (and so the control block at `e.ctl`) mapped; the
-                // child inherited those mappings.
-                let ctl = unsafe { &*(e.ctl as *const Control) };
+                let ctl = entry_ctl(e);
                 // A full registry cannot be reported from here; the child's handles
-                // then simply go uncounted (peers may see Disconnected early).
-                let _ = ctl.register(
-                    me,
-                    i64::try_from(e.count).unwrap_or(i64::MAX),
-                    &process_alive,
-                );
+                // then go uncounted (peers may see Disconnected early).
+                let _ = ctl.register(me, delta(e.count), &process_alive);
+                let _ = ctl.register(parent, -delta(e.count), &process_alive);
             }
         }
     });
