@@ -1,0 +1,153 @@
+//! Producers SIGKILLed in a loop of pushes, 50 times, while a consumer process keeps
+//! consuming from the MPMC ring: the consumer finishes; nothing is duplicated; every
+//! item whose push returned (as recorded by the producer) arrives, in order; of the
+//! push in flight at the kill, at most that one item arrives.
+//!
+//! Also: an SPSC consumer sees its producer process die and a new producer take over.
+#![cfg(not(shmkit_loom))]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use shmkit_ring::{mpmc, spsc, Error, RingConfig};
+use shmkit_segment::shim::atomic::Ordering;
+use std::time::Duration;
+
+const KILLS: u64 = 50;
+const STOP: u64 = u64::MAX;
+const LOG: usize = 1 << 20;
+
+#[test]
+fn killed_producers_lose_nothing_that_returned() {
+    let cfg = RingConfig::mpmc_of::<u64>(16).unwrap();
+    // words: [0] consumer log length, [1..=KILLS] producer progress, then the log.
+    let progress = |k: u64| 1 + usize::try_from(k).unwrap();
+    let log0 = 2 + usize::try_from(KILLS).unwrap();
+    let sh = Shared::new(cfg.size(), log0 + LOG);
+    mpmc::init(&sh.seg, sh.ring, &cfg).unwrap();
+    let q = mpmc::Mpmc::attach(&sh.seg, sh.ring).unwrap();
+
+    let consumer = {
+        let (mut q, sh) = (q.clone(), &sh);
+        fork(move || {
+            q.refresh_identity();
+            let mut n = 0;
+            loop {
+                match q.try_pop::<u64>() {
+                    Ok(STOP) => return 0,
+                    Ok(v) if n < LOG => {
+                        // Relaxed: published by the Release length store.
+                        sh.word(log0 + n).store(v, Ordering::Relaxed);
+                        n += 1;
+                        // Release: pairs with the parent's Acquire load.
+                        sh.word(0).store(n as u64, Ordering::Release);
+                    }
+                    Ok(_) => return 3,
+                    Err(Error::Empty) => std::hint::spin_loop(),
+                    Err(_) => return 2,
+                }
+            }
+        })
+    };
+    let mut returned = Vec::new();
+    for k in 0..KILLS {
+        let child = {
+            let (mut q, sh) = (q.clone(), &sh);
+            fork(move || {
+                q.refresh_identity();
+                for i in 0.. {
+                    let mut v = (k << 32) | i;
+                    while let Err(e) = q.try_push(v) {
+                        match e {
+                            Error::Full(x) => v = x,
+                            _ => return 2,
+                        }
+                    }
+                    // Release: pairs with the parent's Acquire load: push i returned.
+                    sh.word(progress(k)).store(i + 1, Ordering::Release);
+                }
+                0
+            })
+        };
+        // Kill at a varying point of the stream, in the middle of pushes.
+        let at = 50 + (k * 97) % 400;
+        wait_until(Duration::from_secs(30), "producer progress", || {
+            sh.load(progress(k)) >= at
+        });
+        kill(child);
+        let st = wait(child, Duration::from_secs(30));
+        assert!(libc::WIFSIGNALED(st), "producer {k} was killed");
+        returned.push(sh.load(progress(k)));
+    }
+    while q.try_push(STOP).is_err() {
+        std::thread::yield_now();
+    }
+    wait_ok(consumer, Duration::from_secs(60));
+
+    let n = usize::try_from(sh.load(0)).unwrap();
+    let log: Vec<u64> = (0..n).map(|i| sh.load(log0 + i)).collect();
+    let mut extra = 0;
+    for k in 0..KILLS {
+        let got: Vec<u64> = log
+            .iter()
+            .filter(|v| *v >> 32 == k)
+            .map(|v| v & 0xffff_ffff)
+            .collect();
+        let r = returned[usize::try_from(k).unwrap()];
+        // Items 0..r returned: all there, in order, once. At most item r (in flight).
+        assert!(got.len() as u64 >= r, "producer {k}: lost a returned item");
+        assert_eq!(
+            &got[..usize::try_from(r).unwrap()],
+            &(0..r).collect::<Vec<_>>()[..]
+        );
+        assert!(
+            got.len() as u64 <= r + 1,
+            "producer {k}: duplicates or phantom items"
+        );
+        if got.len() as u64 == r + 1 {
+            assert_eq!(got[got.len() - 1], r);
+            extra += 1;
+        }
+    }
+    eprintln!("{KILLS} producers killed; {extra} in-flight pushes were delivered anyway");
+}
+
+#[test]
+fn spsc_consumer_sees_dead_producer_and_a_successor_takes_over() {
+    let cfg = RingConfig::spsc_of::<u64>(8).unwrap();
+    let sh = Shared::new(cfg.size(), 1);
+    spsc::init(&sh.seg, sh.ring, &cfg).unwrap();
+    let mut rx = spsc::Consumer::attach(&sh.seg, sh.ring).unwrap();
+    for round in 0..5u64 {
+        let child = {
+            let sh = &sh;
+            fork(move || {
+                let mut tx = match spsc::Producer::attach(&sh.seg, sh.ring) {
+                    Ok(tx) => tx,
+                    Err(_) => return 2,
+                };
+                for i in 0..3 {
+                    if tx.try_push(round * 10 + i).is_err() {
+                        return 3;
+                    }
+                }
+                // Release: pairs with the parent's Acquire load.
+                sh.word(0).store(round + 1, Ordering::Release);
+                loop {
+                    std::hint::spin_loop(); // hold the producer end until killed
+                }
+            })
+        };
+        wait_until(Duration::from_secs(30), "pushes", || {
+            sh.load(0) == round + 1
+        });
+        assert!(rx.is_producer_alive());
+        kill(child);
+        let _ = wait(child, Duration::from_secs(30));
+        assert!(!rx.is_producer_alive(), "the dead producer is seen as gone");
+        for i in 0..3 {
+            assert_eq!(rx.try_pop::<u64>().unwrap(), round * 10 + i);
+        }
+        assert!(matches!(rx.try_pop::<u64>(), Err(Error::Empty)));
+    }
+}
