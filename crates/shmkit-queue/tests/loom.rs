@@ -1,0 +1,94 @@
+//! loom models of the queue's blocking protocol (`shmkit_queue::raw`, the code the
+//! queues run): no lost wake-up when a put races a sleeping get (and the mirror
+//! image), a close wakes a sleeper, and `join` wakes on the last `task_done`.
+//!
+//! The shim's loom futex is a mutex + condvar: a sleeper nobody wakes is reported by
+//! loom as a deadlock, so a lost wake-up fails the model.
+//!
+//! Run: `RUSTFLAGS="--cfg shmkit_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!   CARGO_TARGET_DIR=target/h-queue-loom cargo test -p shmkit-queue --test loom --release`.
+#![cfg(shmkit_loom)]
+#![allow(clippy::unwrap_used)]
+
+use loom::sync::Arc;
+use loom::thread;
+use shmkit_queue::raw::{self, Control, Forever};
+use shmkit_queue::Error;
+use shmkit_ring::{mpmc, RingConfig};
+use shmkit_segment::shim::time::Deadline;
+
+fn setup(cap: usize) -> (Arc<Control>, mpmc::Mpmc) {
+    let ctl = Arc::new(Control::new());
+    ctl.init(8, 0, 0);
+    let ring = mpmc::new(&RingConfig::mpmc(cap, 8).unwrap()).unwrap();
+    (ctl, ring)
+}
+
+#[test]
+fn put_wakes_a_sleeping_get() {
+    loom::model(|| {
+        let (ctl, ring) = setup(1);
+        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+        let p = thread::spawn(move || {
+            raw::push_wait(&c2, &r2, &[7; 8], Deadline::NEVER, &Forever).unwrap();
+        });
+        let mut dst = [0u8; 8];
+        raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        assert_eq!(dst, [7; 8]);
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn get_wakes_a_sleeping_put_on_a_full_queue() {
+    loom::model(|| {
+        let (ctl, ring) = setup(1);
+        raw::push_wait(&ctl, &ring, &[1; 8], Deadline::NEVER, &Forever).unwrap();
+        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+        let p = thread::spawn(move || {
+            // Full: sleeps until the get below makes room.
+            raw::push_wait(&c2, &r2, &[2; 8], Deadline::NEVER, &Forever).unwrap();
+        });
+        let mut dst = [0u8; 8];
+        raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        assert_eq!(dst, [1; 8]);
+        p.join().unwrap();
+        raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        assert_eq!(dst, [2; 8]);
+    });
+}
+
+#[test]
+fn close_wakes_a_sleeping_get_after_the_items_put_before_it() {
+    loom::model(|| {
+        let (ctl, ring) = setup(2);
+        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+        let p = thread::spawn(move || {
+            raw::push_wait(&c2, &r2, &[3; 8], Deadline::NEVER, &Forever).unwrap();
+            c2.close();
+        });
+        let mut dst = [0u8; 8];
+        // The item put before the close is always delivered, then Closed.
+        raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        assert_eq!(dst, [3; 8]);
+        assert!(matches!(
+            raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever),
+            Err(Error::Closed)
+        ));
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn join_wakes_on_the_last_task_done() {
+    loom::model(|| {
+        let (ctl, _ring) = setup(1);
+        raw::task_added(&ctl);
+        let c2 = Arc::clone(&ctl);
+        let w = thread::spawn(move || raw::task_done(&c2).unwrap());
+        raw::join(&ctl, Deadline::NEVER).unwrap();
+        assert_eq!(raw::unfinished(&ctl), 0);
+        assert!(matches!(raw::task_done(&ctl), Err(Error::TaskDone)));
+        w.join().unwrap();
+    });
+}
