@@ -413,7 +413,7 @@ impl Producer {
         } else {
             contig + total
         };
-        if e.cap - (e.mine - e.theirs) < need {
+        if e.cap - e.mine.wrapping_sub(e.theirs) < need {
             // Acquire: pairs with the consumer's Release store of `head`: its reads of
             // the freed bytes happen before our writes.
             let head = e.mem.header().head.0.load(Ordering::Acquire);
@@ -421,7 +421,7 @@ impl Producer {
                 return Err(corrupt("consumer index out of range"));
             }
             e.theirs = head;
-            if e.cap - (e.mine - e.theirs) < need {
+            if e.cap - e.mine.wrapping_sub(e.theirs) < need {
                 return Err(Error::Full(()));
             }
         }
@@ -432,7 +432,7 @@ impl Producer {
             // Cast (off): < cap <= 2^40.
             // SAFETY: free, unpublished bytes (checked above); only we write them.
             unsafe { e.mem.write(0, us(off), &pad.to_ne_bytes()) };
-            start += contig;
+            start = start.wrapping_add(contig);
             off = 0;
         }
         Ok((start, us(off)))
@@ -489,8 +489,8 @@ impl WriteRecord<'_> {
     /// Publishes the record.
     pub fn commit(self) {
         let e = &mut self.p.e;
-        e.mine = self.start + total_of(self.len as u64);
-        debug_assert!(e.mine - e.theirs <= e.cap && e.mine % HDR == 0);
+        e.mine = self.start.wrapping_add(total_of(self.len as u64));
+        debug_assert!(e.mine.wrapping_sub(e.theirs) <= e.cap && e.mine % HDR == 0);
         // Release: pairs with the consumer's Acquire load of `tail`: the header and
         // payload writes happen before its reads.
         e.mem.header().tail.0.store(e.mine, Ordering::Release);
@@ -542,7 +542,7 @@ impl Consumer {
                     return Err(Error::Empty);
                 }
             }
-            let avail = e.theirs - pos;
+            let avail = e.theirs.wrapping_sub(pos);
             // Cast: masked below cap <= 2^40.
             let off = us(pos & e.mask);
             // SAFETY: `pos < tail`, both multiples of 8: a published header word that
@@ -557,14 +557,14 @@ impl Consumer {
                 if total != contig || total > avail {
                     return Err(corrupt("padding record does not reach the end"));
                 }
-                pos += total;
+                pos = pos.wrapping_add(total);
                 continue;
             }
             if len > e.mem.cfg().max_record_len() as u64 || total > contig || total > avail {
                 return Err(corrupt("record length out of range"));
             }
             // Cast: len <= max_record_len < 2^40.
-            return Ok((pos + total, off + us(HDR), us(len), flags));
+            return Ok((pos.wrapping_add(total), off + us(HDR), us(len), flags));
         }
         Err(corrupt("two padding records in a row"))
     }
@@ -572,7 +572,7 @@ impl Consumer {
     fn finish(&mut self, to: u64) {
         let e = &mut self.e;
         e.mine = to;
-        debug_assert!(e.theirs - e.mine <= e.cap && e.mine % HDR == 0);
+        debug_assert!(e.theirs.wrapping_sub(e.mine) <= e.cap && e.mine % HDR == 0);
         // Release: pairs with the producer's Acquire load of `head`: our reads of the
         // record happen before it overwrites the bytes.
         e.mem.header().head.0.store(to, Ordering::Release);

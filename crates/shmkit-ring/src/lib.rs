@@ -4,6 +4,8 @@
 pub mod bytes;
 mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 pub mod mpmc;
 pub mod owner;

@@ -106,6 +106,7 @@ pub struct Mpmc {
     me: OwnerId,
     liveness: Liveness,
     spins: u32,
+    stuck_ns: u64,
     crash: CrashPoint,
 }
 
@@ -161,8 +162,7 @@ pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result
 /// Spins before a stuck slot's owner is checked for liveness.
 const SPINS: u32 = if cfg!(shmkit_loom) { 1 } else { 128 };
 /// Wall time a slot must stay unchanged before its owner's liveness is checked.
-#[cfg(not(shmkit_loom))]
-const STUCK_NS: u64 = 50_000;
+const STUCK_NS: u64 = if cfg!(shmkit_loom) { 0 } else { 50_000 };
 
 impl Mpmc {
     fn from_mem(mem: Mem) -> Self {
@@ -174,6 +174,7 @@ impl Mpmc {
             me: OwnerId::current(),
             liveness: Liveness::default(),
             spins: SPINS,
+            stuck_ns: STUCK_NS,
             crash: CrashPoint::Never,
         }
     }
@@ -215,6 +216,14 @@ impl Mpmc {
         self.me = me;
         self.liveness = liveness;
         self.crash = crash;
+        self
+    }
+
+    /// Test hook: how long to watch a held slot before checking its owner.
+    #[doc(hidden)]
+    pub fn with_patience(mut self, spins: u32, stuck_ns: u64) -> Self {
+        self.spins = spins;
+        self.stuck_ns = stuck_ns;
         self
     }
 
@@ -358,7 +367,7 @@ impl Mpmc {
         #[cfg(not(shmkit_loom))]
         {
             let start = shmkit_segment::shim::time::now_nanos();
-            while shmkit_segment::shim::time::now_nanos().saturating_sub(start) < STUCK_NS {
+            while shmkit_segment::shim::time::now_nanos().saturating_sub(start) < self.stuck_ns {
                 for _ in 0..64 {
                     spin_loop();
                 }
@@ -404,7 +413,12 @@ impl Mpmc {
 
     fn push_raw(&self, src: &[u8]) -> Result<()> {
         let h = self.mem.header();
-        for _ in 0..self.max_tries() {
+        for tries in 0..self.max_tries() {
+            if tries > 0 {
+                // Lost a race (or helped someone): back off a little before looking
+                // again (under loom: let the other threads run).
+                spin_loop();
+            }
             // Acquire: pairs with the AcqRel CASes that advance `tail`, so the stamp
             // we read next is at least the one that made `tail` move.
             let t = h.tail.0.load(Ordering::Acquire);
@@ -432,10 +446,12 @@ impl Mpmc {
             if s & STATE_MASK != EMPTY {
                 // Someone claimed position t: help move `tail` past it.
                 // AcqRel: continues the release sequence of `tail` (see above).
-                let _ = h
-                    .tail
-                    .0
-                    .compare_exchange(t, t + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ = h.tail.0.compare_exchange(
+                    t,
+                    t.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
                 continue;
             }
             if let Err(holder) = self.lock(c) {
@@ -455,10 +471,12 @@ impl Mpmc {
             c.stamp.store(mk(t, WRITING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // AcqRel: see the helping CAS above. Failure: a helper moved it already.
-            let _ = h
-                .tail
-                .0
-                .compare_exchange(t, t + 1, Ordering::AcqRel, Ordering::Relaxed);
+            let _ = h.tail.0.compare_exchange(
+                t,
+                t.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
             self.crash_at(CrashPoint::AfterIndex)?;
             // SAFETY: we hold slot i's lock in state WRITING: no one else accesses its
             // payload until we store FULL and unlock.
@@ -476,7 +494,10 @@ impl Mpmc {
 
     fn pop_raw(&self, dst: &mut [u8]) -> Result<()> {
         let h = self.mem.header();
-        for _ in 0..self.max_tries() {
+        for tries in 0..self.max_tries() {
+            if tries > 0 {
+                spin_loop(); // as in `push_raw`
+            }
             // Acquire: pairs with the AcqRel CASes that advance `head`.
             let hd = h.head.0.load(Ordering::Acquire);
             let i = us(hd & self.mask);
@@ -489,10 +510,12 @@ impl Mpmc {
             if d > 0 || (d == 0 && state == READING) {
                 // Position hd was claimed by another consumer: help move `head`.
                 // AcqRel: continues the release sequence of `head`.
-                let _ = h
-                    .head
-                    .0
-                    .compare_exchange(hd, hd + 1, Ordering::AcqRel, Ordering::Relaxed);
+                let _ = h.head.0.compare_exchange(
+                    hd,
+                    hd.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
                 continue;
             }
             if d < 0 || state == EMPTY || state == WRITING {
@@ -523,10 +546,12 @@ impl Mpmc {
             c.stamp.store(mk(hd, READING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // AcqRel: see the helping CAS above. Failure: a helper moved it already.
-            let _ = h
-                .head
-                .0
-                .compare_exchange(hd, hd + 1, Ordering::AcqRel, Ordering::Relaxed);
+            let _ = h.head.0.compare_exchange(
+                hd,
+                hd.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
             self.crash_at(CrashPoint::AfterIndex)?;
             if state == FULL {
                 // SAFETY: we hold slot i's lock in state READING: no producer writes it

@@ -188,7 +188,7 @@ impl Producer {
     pub fn free_slots(&mut self) -> Result<usize> {
         self.refresh_head()?;
         // Cast: at most cap <= 2^32.
-        Ok(us(self.cap - (self.tail - self.head_cache)))
+        Ok(us(self.cap - self.tail.wrapping_sub(self.head_cache)))
     }
 
     /// Reloads `head`; checks `tail - head <= cap`.
@@ -208,19 +208,19 @@ impl Producer {
     /// Free slots by the cache, refreshing when fewer than `want` are known free.
     #[inline]
     fn free_for(&mut self, want: u64) -> Result<u64> {
-        let free = self.cap - (self.tail - self.head_cache);
+        let free = self.cap - self.tail.wrapping_sub(self.head_cache);
         if free >= want {
             return Ok(free);
         }
         self.refresh_head()?;
-        Ok(self.cap - (self.tail - self.head_cache))
+        Ok(self.cap - self.tail.wrapping_sub(self.head_cache))
     }
 
     /// Publishes `n` more written slots.
     #[inline]
     fn publish(&mut self, n: u64) {
-        self.tail += n;
-        debug_assert!(self.tail - self.head_cache <= self.cap);
+        self.tail = self.tail.wrapping_add(n);
+        debug_assert!(self.tail.wrapping_sub(self.head_cache) <= self.cap);
         // Release: pairs with the consumer's Acquire load of `tail`: our slot writes
         // happen before its reads.
         self.mem.header().tail.0.store(self.tail, Ordering::Release);
@@ -287,7 +287,7 @@ impl Producer {
         // Cast: free <= cap <= 2^32.
         let n = us(want.min(free));
         for (k, item) in items[..n].iter().enumerate() {
-            let slot = us((self.tail + k as u64) & self.mask);
+            let slot = us(self.tail.wrapping_add(k as u64) & self.mask);
             // SAFETY: positions tail..tail+n are free (n <= free) and unpublished.
             unsafe { self.mem.write(slot, 0, bytemuck::bytes_of(item)) };
         }
@@ -441,7 +441,7 @@ impl Consumer {
     pub fn len(&mut self) -> Result<usize> {
         self.refresh_tail()?;
         // Cast: at most cap <= 2^32.
-        Ok(us(self.tail_cache - self.head))
+        Ok(us(self.tail_cache.wrapping_sub(self.head)))
     }
 
     /// Whether nothing is ready to read.
@@ -468,18 +468,18 @@ impl Consumer {
 
     #[inline]
     fn avail_for(&mut self, want: u64) -> Result<u64> {
-        let avail = self.tail_cache - self.head;
+        let avail = self.tail_cache.wrapping_sub(self.head);
         if avail >= want {
             return Ok(avail);
         }
         self.refresh_tail()?;
-        Ok(self.tail_cache - self.head)
+        Ok(self.tail_cache.wrapping_sub(self.head))
     }
 
     #[inline]
     fn release(&mut self, n: u64) {
-        self.head += n;
-        debug_assert!(self.head <= self.tail_cache && self.tail_cache - self.head <= self.cap);
+        self.head = self.head.wrapping_add(n);
+        debug_assert!(self.tail_cache.wrapping_sub(self.head) <= self.cap);
         // Release: pairs with the producer's Acquire load of `head`: our reads of
         // these slots happen before it overwrites them.
         self.mem.header().head.0.store(self.head, Ordering::Release);
@@ -543,7 +543,7 @@ impl Consumer {
         // Cast: avail <= cap <= 2^32.
         let n = us((out.len() as u64).min(avail));
         for (k, v) in out[..n].iter_mut().enumerate() {
-            let slot = us((self.head + k as u64) & self.mask);
+            let slot = us(self.head.wrapping_add(k as u64) & self.mask);
             // SAFETY: positions head..head+n are published and not yet released.
             unsafe { self.mem.read(slot, 0, bytemuck::bytes_of_mut(v)) };
         }
