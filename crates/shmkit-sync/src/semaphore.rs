@@ -6,7 +6,7 @@
 
 use crate::futex::{self, Deadline};
 use crate::{Error, Result};
-use shmkit_segment::shim::atomic::{AtomicU32, Ordering};
+use shmkit_segment::shim::atomic::{fence, AtomicU32, Ordering};
 #[cfg(not(shmkit_loom))]
 use shmkit_segment::{Kind, Token};
 #[cfg(not(shmkit_loom))]
@@ -17,30 +17,26 @@ use std::time::Duration;
 /// The largest value a semaphore can hold (POSIX `SEM_VALUE_MAX` on Linux).
 pub const MAX_VALUE: u32 = i32::MAX as u32;
 
-/// `word` bit: an acquirer may be sleeping; `release` must wake one.
-const WAITERS: u32 = 1 << 31;
-/// `word` bits: the value.
-const VALUE: u32 = !WAITERS;
-
 /// A counting semaphore for shared memory: `#[repr(C)]`, 16 bytes, zero = a
 /// semaphore of value 0 with no bound.
 ///
 /// ```text
-/// word:    bit 31 WAITERS | bits 0..31 value (0..=MAX_VALUE); the futex word
+/// value    the permits available (0..=MAX_VALUE); the futex word
+/// waiters  acquirers that announced they may sleep
 /// bounded  0 = unbounded; 1 = release may not raise the value above `bound`
 /// bound    the bound (a BoundedSemaphore's initial value)
 ///
-///   word             acquire                          release
-///   n > 0            CAS n -> n-1 (keeps WAITERS)      CAS n -> n+1 (clears WAITERS)
-///   0                spin; CAS 0 -> WAITERS; sleep     CAS -> 1
-///   WAITERS          sleep on WAITERS                  CAS -> 1, then wake 1
+///   acquire: CAS value n -> n-1 (n > 0); else spin; else waiters += 1, SeqCst fence,
+///            then until a CAS succeeds: sleep on value while it is 0; waiters -= 1
+///   release: CAS value n -> n+1 (n < bound), SeqCst fence, wake 1 if waiters > 0
 /// ```
 ///
-/// Value and waiters flag share one word, so `release` learns with its single RMW
-/// whether anybody sleeps: no fence pairs, no syscall when nobody does. `release`
-/// clears WAITERS and wakes one sleeper; a sleeper that wakes and takes a permit sets
-/// WAITERS again (it cannot know whether others still sleep), so every remaining
-/// sleeper is woken by a later release — at worst one spurious wake-up per episode.
+/// The two SeqCst fences make a Dekker pair: either the acquirer's re-check sees the
+/// new value, or the releaser sees the announced waiter and wakes one; the kernel
+/// re-checks `value == 0` atomically before sleeping. Each release wakes one
+/// sleeper, so k releases reach k sleepers. (A first design packed a WAITERS bit into
+/// the value word and cleared it in release; the unit test with three sleepers and
+/// three releases caught the lost wake-ups that causes.)
 ///
 /// ```
 /// use shmkit_sync::RawSemaphore;
@@ -54,13 +50,13 @@ const VALUE: u32 = !WAITERS;
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct RawSemaphore {
-    word: AtomicU32,
-    _reserved: AtomicU32,
+    value: AtomicU32,
+    waiters: AtomicU32,
     bounded: AtomicU32,
     bound: AtomicU32,
 }
 
-shmkit_segment::assert_layout!(RawSemaphore, size = 16, align = 4, word @ 0, bounded @ 8, bound @ 12);
+shmkit_segment::assert_layout!(RawSemaphore, size = 16, align = 4, value @ 0, waiters @ 4, bounded @ 8, bound @ 12);
 
 // SAFETY: repr(C) of atomic integers only: any bit pattern, no pointers, no Drop.
 #[cfg(not(shmkit_loom))]
@@ -83,7 +79,8 @@ impl RawSemaphore {
     /// `bound` if given. For a fresh mapping, before any other process uses it.
     pub fn init(&self, value: u32, bound: Option<u32>) {
         // Relaxed: initialisation happens before publication (segment ready flag).
-        self.word.store(value.min(MAX_VALUE), Ordering::Relaxed);
+        self.value.store(value.min(MAX_VALUE), Ordering::Relaxed);
+        self.waiters.store(0, Ordering::Relaxed);
         self.bounded
             .store(u32::from(bound.is_some()), Ordering::Relaxed);
         self.bound.store(bound.unwrap_or(0), Ordering::Relaxed);
@@ -107,12 +104,10 @@ impl RawSemaphore {
     /// Takes a permit if one is available now.
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        // Acquire: pairs with the Release of `release`, so the releaser's writes are
-        // visible. The WAITERS bit is kept.
-        self.word
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| {
-                (v & VALUE != 0).then(|| v - 1)
-            })
+        // Acquire: pairs with the Release CAS in `release`, so the releaser's writes
+        // are visible to the acquirer.
+        self.value
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| v.checked_sub(1))
             .is_ok()
     }
 
@@ -125,40 +120,25 @@ impl RawSemaphore {
         if !deadline.is_expired() && futex::spin_until(deadline, || self.try_acquire()) {
             return true;
         }
-        let mut slept = false;
-        loop {
-            // Relaxed: the CASes below carry the ordering.
-            let v = self.word.load(Ordering::Relaxed);
-            if v & VALUE != 0 {
-                // A sleeper re-arms WAITERS: others may still sleep.
-                let new = (v - 1) | if slept { WAITERS } else { 0 };
-                // Acquire: pairs with the Release of `release`.
-                if self
-                    .word
-                    .compare_exchange(v, new, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    if slept {
-                        futex::note_slept(started);
-                    }
-                    return true;
-                }
-                continue;
+        // Relaxed + SeqCst fence: the announce half of the Dekker pair with the fence
+        // in `release`.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let got = loop {
+            if self.try_acquire() {
+                break true;
             }
             if deadline.is_expired() {
-                return false;
+                break false;
             }
-            if v & WAITERS == 0
-                && self
-                    .word
-                    .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            futex::wait(&self.word, v | WAITERS, deadline);
-            slept = true;
+            futex::wait(&self.value, 0, deadline);
+        };
+        // Relaxed: the count only decides whether releasers make a syscall.
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        if got {
+            futex::note_slept(started);
         }
+        got
     }
 
     /// Takes a permit, blocking as long as needed.
@@ -174,32 +154,34 @@ impl RawSemaphore {
     #[inline]
     pub fn release(&self) -> Result<()> {
         let limit = self.limit();
-        // Release: pairs with the Acquire of the acquirer that takes this permit.
-        match self
-            .word
+        // Release: pairs with the Acquire in `try_acquire`.
+        if let Err(v) = self
+            .value
             .fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
-                (v & VALUE < limit).then(|| (v & VALUE) + 1)
-            }) {
-            Ok(prev) => {
-                if prev & WAITERS != 0 {
-                    futex::wake(&self.word, 1);
-                }
-                Ok(())
-            }
-            Err(v) => Err(match self.bound() {
-                Some(bound) if v & VALUE >= bound => Error::ReleasedTooManyTimes { bound },
+                (v < limit).then_some(v + 1)
+            })
+        {
+            return Err(match self.bound() {
+                Some(bound) if v >= bound => Error::ReleasedTooManyTimes { bound },
                 _ => Error::Overflow {
                     what: "semaphore value",
                     limit: MAX_VALUE,
                 },
-            }),
+            });
         }
+        // SeqCst fence: the other half of the Dekker pair with `acquire_until`.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence.
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            futex::wake(&self.value, 1);
+        }
+        Ok(())
     }
 
     /// The current value (a snapshot).
     pub fn get_value(&self) -> u32 {
         // Relaxed: a snapshot.
-        self.word.load(Ordering::Relaxed) & VALUE
+        self.value.load(Ordering::Relaxed)
     }
 }
 

@@ -117,6 +117,27 @@ fn semaphore_release_wakes_sleeper() {
     });
 }
 
+/// Two sleepers, two releases: each release must reach a sleeper (the case that
+/// exposed a lost wake-up in an earlier single-word design).
+#[test]
+fn semaphore_two_sleepers_two_releases() {
+    loom::model(|| {
+        let s = Arc::new(RawSemaphore::new());
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || s.acquire())
+            })
+            .collect();
+        s.release().expect("release");
+        s.release().expect("release");
+        for h in hs {
+            h.join().expect("acquirer");
+        }
+        assert_eq!(s.get_value(), 0);
+    });
+}
+
 /// A waiter is never left asleep after `set`, even racing `clear`.
 #[test]
 fn event_set_wakes_waiter() {
