@@ -3,7 +3,7 @@
 //! is duplicated, and nothing whose put returned is missing beyond the guarantee
 //! (see docs/queue.md): at most one item per killed consumer — the one it had taken
 //! when it died. Run with `cargo nextest` (the tests fork).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use shmkit::process::Process;
 use shmkit::queue::{Error, Queue};

@@ -1,7 +1,7 @@
 //! Queues between real processes (fork): many producers and consumers, timeouts, and
 //! disconnection when the other holder is SIGKILLed. Run with `cargo nextest` (one
 //! test per process: the tests fork).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use shmkit::process::Process;
 use shmkit::queue::{Error, Queue, QueueOptions};
