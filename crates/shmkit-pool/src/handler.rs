@@ -30,6 +30,10 @@ pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
 
 /// How often worker liveness is checked while tasks are in flight.
 const CHECK_BUSY: Duration = Duration::from_millis(5);
+/// How long a stopped worker may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Tasks taking longer than this on average are queued at most two per worker.
+const LONG_TASK_NS: u64 = 500_000;
 /// How often worker liveness is checked while the pool is idle.
 const CHECK_IDLE: Duration = Duration::from_millis(50);
 
@@ -112,6 +116,9 @@ pub(crate) struct Worker {
     stop_sent: bool,
     /// Killed because it broke the protocol.
     killed: bool,
+    /// Since when the first task in flight has been at the head of the queue (about
+    /// when the worker began it).
+    head_since: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -124,10 +131,10 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    fn can_take(&self, cfg: &Config) -> bool {
+    fn can_take(&self, cfg: &Config, prefetch: usize) -> bool {
         !self.stop_queued
             && !self.killed
-            && self.inflight.len() < cfg.prefetch
+            && self.inflight.len() < prefetch
             && cfg.maxtasks.map_or(true, |m| self.assigned < m)
     }
 
@@ -152,7 +159,9 @@ impl Worker {
         if self.stop_queued
             && !self.stop_sent
             && self.sent == self.inflight.len()
-            && self.out.push(&mut self.ends.tasks, &worker::stop_message())?
+            && self
+                .out
+                .push(&mut self.ends.tasks, &worker::stop_message())?
         {
             self.stop_sent = true;
             pushed = true;
@@ -217,6 +226,8 @@ impl Shared {
                 started: 0,
                 start_error: None,
                 pool_token,
+                // Until results show otherwise, assume long tasks (queue little).
+                avg_task_ns: 2 * LONG_TASK_NS,
             }),
             pool,
             cfg,
@@ -242,6 +253,9 @@ pub(crate) struct Inner {
     /// Why the last replacement failed to start (retried on the next check).
     start_error: Option<String>,
     pool_token: shmkit_segment::Token,
+    /// Moving average of how long a task takes (from reaching the head of its
+    /// worker's queue to its result), for the dispatch policy.
+    avg_task_ns: u64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -352,12 +366,19 @@ impl Inner {
     /// Queues backlog tasks to workers with room, least loaded first.
     pub(crate) fn dispatch(&mut self, cfg: &Config) -> bool {
         let mut any = false;
+        // Long tasks: keep one queued behind the running one (enough to hide the
+        // hand-over), so that an idle worker can take the rest; short tasks: batch.
+        let prefetch = if self.avg_task_ns > LONG_TASK_NS {
+            cfg.prefetch.min(2)
+        } else {
+            cfg.prefetch
+        };
         while !self.backlog.is_empty() {
             let best = self
                 .workers
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| w.can_take(cfg))
+                .filter(|(_, w)| w.can_take(cfg, prefetch))
                 .min_by_key(|(_, w)| w.inflight.len())
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
@@ -365,6 +386,9 @@ impl Inner {
                 break;
             };
             let w = &mut self.workers[i];
+            if w.inflight.is_empty() {
+                w.head_since = Instant::now();
+            }
             w.inflight.push_back(t);
             w.assigned += 1;
             any = true;
@@ -421,6 +445,12 @@ impl Inner {
         w.inflight.pop_front();
         w.sent -= 1;
         w.received += 1;
+        let now = Instant::now();
+        let took = u64::try_from(now.duration_since(w.head_since).as_nanos()).unwrap_or(u64::MAX);
+        w.head_since = now;
+        self.avg_task_ns = (self.avg_task_ns / 8)
+            .saturating_mul(7)
+            .saturating_add(took / 8);
         let o = match status {
             OK => Ok(payload.to_vec()),
             PANICKED => Err(Failure::Panicked(text())),
@@ -529,6 +559,7 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
         stop_queued: false,
         stop_sent: false,
         killed: false,
+        head_since: Instant::now(),
     })
 }
 
@@ -590,7 +621,20 @@ pub(crate) fn handler_main(sh: &Shared) {
             }
             progress = true;
         }
-        if g.state == State::Stopping && g.workers.is_empty() {
+        if g.state == State::Stopping && g.workers.iter().all(|w| w.stop_sent || w.killed) {
+            // Every worker has its STOP and no task: they exit at once. Wait for each
+            // (a blocking waitid) instead of polling.
+            let workers = std::mem::take(&mut g.workers);
+            drop(g);
+            for w in workers {
+                // Bounded, so that nothing (e.g. a task's stray child holding the
+                // worker up) can hang join or drop.
+                if !matches!(w.process.join_timeout(STOP_GRACE), Ok(true)) {
+                    let _ = w.process.kill();
+                    let _ = w.process.join();
+                }
+            }
+            let mut g = lock(&sh.inner);
             g.state = State::Done;
             g.cb_tx = None;
             return;

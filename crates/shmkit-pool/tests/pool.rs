@@ -655,3 +655,26 @@ fn spawn_start_method_runs_tasks() {
 fn add_pair((a, b): (u64, u64)) -> u64 {
     a + b
 }
+
+fn sleep_then_pid(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+#[test]
+fn long_tasks_do_not_queue_up_behind_a_long_task() {
+    let pool = Pool::new(2).unwrap();
+    let long = pool.apply_async(sleep_then_pid, 1500).unwrap();
+    let short: Vec<_> = (0..10)
+        .map(|_| pool.apply_async(sleep_then_pid, 30).unwrap())
+        .collect();
+    let short: Vec<u32> = short.iter().map(|r| r.get().unwrap()).collect();
+    let long = long.get().unwrap();
+    // At most one short task was queued behind the long one (the other worker does
+    // the rest in ~300 ms, well before the long task ends).
+    let behind = short.iter().filter(|&&p| p == long).count();
+    assert!(
+        behind <= 1,
+        "{behind} short tasks waited behind the long one"
+    );
+}
