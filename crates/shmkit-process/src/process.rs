@@ -16,6 +16,12 @@ use std::time::Duration;
 pub enum StartMethod {
     /// `fork()`: the child is a copy of the parent and runs the target (a closure or
     /// a function) directly. Fast; the default for [`Process::new`].
+    ///
+    /// Only the forking thread exists in the child. shmkit holds its own lock and
+    /// stdout's and stderr's across the fork, so those work in the child; any other
+    /// lock another thread held at that moment (your mutexes, a logger, the
+    /// environment lock …) stays locked there forever. Use [`StartMethod::Spawn`] in
+    /// programs whose other threads take locks the target needs.
     #[default]
     Fork,
     /// Re-execute the current binary (`posix_spawn` of `/proc/self/exe`) and run a
@@ -262,6 +268,14 @@ impl Process {
         let parent = shmkit_segment::shim::pid::current();
         let daemon = self.daemon;
         let name = self.name.clone();
+        // Hold stdout's and stderr's locks across the fork: another thread printing at
+        // that moment would otherwise leave them locked forever in the child, whose
+        // final flush (or panic message) would then hang. Taken before shmkit's own
+        // lock, never after it, so that a thread holding stdout while it asks shmkit
+        // something cannot deadlock with us. The child's copies of these guards
+        // belong to its only thread (the same thread id), so it can release them.
+        let out = std::io::stdout().lock();
+        let err = std::io::stderr().lock();
         let mut st = state::lock();
         // Everything that can be done before the fork is: every page the parent
         // writes while the child lives costs a copy-on-write fault.
@@ -283,6 +297,8 @@ impl Process {
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                     st.become_child(me);
                     drop(st);
+                    drop(err);
+                    drop(out);
                     if daemon {
                         // Die with the parent; if it died before the line above, the
                         // signal will never come, so look at who our parent is now.
@@ -298,6 +314,8 @@ impl Process {
                 sys::exit_now(code)
             }
             sys::Forked::Parent(pid) => {
+                drop(err);
+                drop(out);
                 let state = Arc::new(ChildState::new(pid, name, daemon));
                 child::register(&mut st, Arc::clone(&state));
                 Ok(Child { inner: state })
