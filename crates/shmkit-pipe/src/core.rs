@@ -30,18 +30,59 @@ pub struct EndToken {
 struct Reg {
     pipe: Arc<PipeShm>,
     end: usize,
+    /// The fork generation this handle was made (or first used) in.
+    gen: AtomicU64,
+    /// Inherited over a fork and used since.
+    activated: AtomicBool,
 }
 
 impl Reg {
     fn new(pipe: Arc<PipeShm>, end: usize) -> Result<Self> {
         registry::register(&pipe, end)?;
-        Ok(Reg { pipe, end })
+        Ok(Reg {
+            pipe,
+            end,
+            gen: AtomicU64::new(registry::fork_gen()),
+            activated: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes an inherited handle one of this process's own on its first use here.
+    #[inline]
+    fn touch(&self) -> Result<()> {
+        let now = registry::fork_gen();
+        // Relaxed: the generation only changes in a forked child's atfork handler,
+        // before any other thread exists there; the CAS below elects one activator.
+        let seen = self.gen.load(Ordering::Relaxed);
+        if seen == now {
+            return Ok(());
+        }
+        if self
+            .gen
+            .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            if let Err(e) = registry::activate(&self.pipe, self.end) {
+                self.gen.store(seen, Ordering::Relaxed);
+                return Err(e);
+            }
+            self.activated.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
 impl Drop for Reg {
     fn drop(&mut self) {
-        registry::unregister(&self.pipe, self.end);
+        // Relaxed: see `touch`.
+        let origin = if self.gen.load(Ordering::Relaxed) != registry::fork_gen() {
+            registry::Origin::Inherited
+        } else if self.activated.load(Ordering::Relaxed) {
+            registry::Origin::Activated
+        } else {
+            registry::Origin::Local
+        };
+        registry::unregister(&self.pipe, self.end, origin);
     }
 }
 
@@ -121,6 +162,7 @@ impl Core {
 
     /// Another handle of the same end in this process.
     pub(crate) fn try_clone(&self) -> Result<Self> {
+        self.reg.touch()?;
         Core::new(Arc::clone(&self.reg.pipe), self.reg.end, self.busy_poll())
     }
 
@@ -169,6 +211,7 @@ impl Core {
                 what: "this end cannot send",
             });
         };
+        self.reg.touch()?;
         let pipe = self.pipe();
         let peer = self.peer();
         if !pipe.end_open(peer) {
@@ -200,6 +243,7 @@ impl Core {
                 what: "this end cannot receive",
             });
         };
+        self.reg.touch()?;
         let pipe = self.pipe();
         let mut st = guard(st);
         if st.gen != registry::fork_gen() {
@@ -230,6 +274,7 @@ impl Core {
     }
 
     pub(crate) fn poll(&self, deadline: Deadline) -> Result<bool> {
+        self.reg.touch()?;
         let Some(mut h) = self.rx_hooks(deadline) else {
             return Err(Error::Config {
                 what: "this end cannot receive",

@@ -7,11 +7,16 @@
 //! goes (or a dead holder's slot is swept) the end is closed for good and its peer's
 //! waiters are woken.
 //!
-//! **fork.** A `pthread_atfork` child handler claims, in the child, a slot for every
-//! end this process held at the fork (with the same handle counts), so a forked child
-//! holds what it inherited, exactly like an inherited file descriptor, and closing an
-//! end in one process never closes it for the others. The prepare handler takes
-//! [`REG`]'s lock across the fork, so the child sees a consistent table. The handler
+//! **fork.** `pthread_atfork` handlers give a forked child a slot for every end this
+//! process held at the fork (with the same handle counts), so a forked child holds
+//! what it inherited, exactly like an inherited file descriptor, and closing an end
+//! in one process never closes it for the others. The prepare handler (in the parent,
+//! before the fork) takes [`REG`]'s lock across the fork and *reserves* one slot per
+//! held end under the parent's own id, so the end cannot close while the child starts
+//! up; the child handler converts each reservation to the child's id (a CAS). If the
+//! fork fails, the parent handler (errno set) releases the reservations. A child
+//! killed before its first instruction after `fork` leaves a reservation that keeps
+//! the end open until the parent exits. The handler
 //! also bumps [`fork_gen`], which makes handles re-create their ring ends (whose lock
 //! owner id names the process) on first use in the child.
 
@@ -31,7 +36,26 @@ struct Entry {
     me: u64,
     counts: [u64; 2],
     slots: [Option<usize>; 2],
+    /// Slots reserved (owned by us) for the child of the fork in progress.
+    forked: [Option<usize>; 2],
+    /// In a forked child: the end was held at the fork and no inherited handle of it
+    /// has been closed here yet.
+    inherited: [bool; 2],
 }
+
+/// How a handle being dropped came to this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Made here (or inherited and used here since the last fork: see `activate`).
+    Local,
+    /// Inherited over fork and used here: closes the inherited hold too.
+    Activated,
+    /// Inherited over fork and never used here.
+    Inherited,
+}
+
+/// `Slot::count` of a slot reserved by a parent for its child being forked.
+pub(crate) const RESERVED: u64 = u64::MAX;
 
 static REG: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 static FORK_GEN: AtomicU64 = AtomicU64::new(0);
@@ -47,7 +71,22 @@ fn lock() -> MutexGuard<'static, Vec<Entry>> {
 }
 
 extern "C" fn prepare() {
-    let g = lock();
+    let mut g = lock();
+    // Reserve, while we still hold every end, one slot per end for the child: a
+    // parent that closes its ends right after `fork` must not close them before the
+    // child has taken its place (the child converts the reservation to its own id).
+    for e in g.iter_mut() {
+        e.forked = [None, None];
+        let Some(p) = e.pipe.upgrade() else {
+            continue;
+        };
+        for end in 0..2 {
+            if e.counts[end] > 0 || e.inherited[end] {
+                e.forked[end] = p.claim(end, e.me, RESERVED).ok();
+            }
+        }
+    }
+    set_errno(0);
     HELD.with(|h| {
         if let Ok(mut h) = h.try_borrow_mut() {
             *h = Some(g);
@@ -56,11 +95,36 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
+    // glibc runs the parent handlers also when fork failed, with errno set (we
+    // cleared it in `prepare`): then nobody will take the reservations.
+    let failed = std::io::Error::last_os_error().raw_os_error().unwrap_or(0) != 0;
     HELD.with(|h| {
         if let Ok(mut h) = h.try_borrow_mut() {
+            if let Some(g) = h.as_mut() {
+                for e in g.iter_mut() {
+                    let forked = std::mem::take(&mut e.forked);
+                    if !failed {
+                        continue;
+                    }
+                    if let Some(p) = e.pipe.upgrade() {
+                        for (end, s) in forked.iter().enumerate() {
+                            if let Some(s) = s {
+                                p.release_slot(end, *s, e.me);
+                            }
+                        }
+                    }
+                }
+            }
             h.take();
         }
     });
+}
+
+fn set_errno(v: i32) {
+    // SAFETY: __errno_location has no preconditions; it returns this thread's slot.
+    let p = unsafe { libc::__errno_location() };
+    // SAFETY: `p` points at this thread's errno, valid for writes.
+    unsafe { *p = v };
 }
 
 extern "C" fn child() {
@@ -72,18 +136,20 @@ extern "C" fn child() {
     let me = pack(pid::current(), pid::current_start_time());
     let mut keep = Vec::new();
     for e in g.iter_mut() {
-        e.me = me;
+        let parent_me = std::mem::replace(&mut e.me, me);
+        let forked = std::mem::take(&mut e.forked);
         let Some(p) = e.pipe.upgrade() else {
             e.slots = [None, None];
             continue;
         };
-        for end in 0..2 {
-            e.slots[end] = if e.counts[end] > 0 {
-                p.claim(end, me, e.counts[end]).ok()
-            } else {
-                None
+        for (end, f) in forked.iter().enumerate() {
+            e.slots[end] = match *f {
+                Some(s) if p.convert(end, s, parent_me, me, 0) => Some(s),
+                _ => None,
             };
+            e.inherited[end] = e.slots[end].is_some();
         }
+        e.counts = [0, 0];
         keep.push(p);
     }
     drop(g);
@@ -119,6 +185,8 @@ pub(crate) fn adopt_created(p: &Arc<PipeShm>) {
         me,
         counts: [0, 0],
         slots: [Some(0), Some(0)],
+        forked: [None, None],
+        inherited: [false, false],
     });
 }
 
@@ -140,6 +208,8 @@ pub(crate) fn register(p: &Arc<PipeShm>, end: usize) -> Result<()> {
                 me: pack(pid::current(), pid::current_start_time()),
                 counts: [0, 0],
                 slots: [None, None],
+                forked: [None, None],
+                inherited: [false, false],
             });
             g.len() - 1
         }
@@ -169,26 +239,42 @@ pub(crate) fn register(p: &Arc<PipeShm>, end: usize) -> Result<()> {
     Ok(())
 }
 
-/// One handle of end `end` of `p` fewer in this process; the last one releases the slot.
-pub(crate) fn unregister(p: &Arc<PipeShm>, end: usize) {
+/// One handle of end `end` of `p` fewer in this process; the last one releases the
+/// slot. Closing an inherited handle (used here or not) in a forked child gives up
+/// the hold the child inherited, like closing an inherited descriptor.
+pub(crate) fn unregister(p: &Arc<PipeShm>, end: usize, origin: Origin) {
     let mut g = lock();
     let k = key(p);
     let Some(i) = g.iter().position(|e| e.key == k) else {
         return;
     };
     let e = &mut g[i];
-    e.counts[end] = e.counts[end].saturating_sub(1);
-    match (e.counts[end], e.slots[end]) {
-        (0, Some(s)) => {
+    if origin != Origin::Inherited {
+        e.counts[end] = e.counts[end].saturating_sub(1);
+    }
+    if origin != Origin::Local {
+        e.inherited[end] = false;
+    }
+    match (e.counts[end], e.inherited[end], e.slots[end]) {
+        (0, false, Some(s)) => {
             p.release_slot(end, s, e.me);
             e.slots[end] = None;
         }
-        (n, Some(s)) => p.set_count(end, s, n),
+        (n, _, Some(s)) => p.set_count(end, s, n),
         _ => {}
     }
     if e.counts == [0, 0] && e.slots == [None, None] {
         g.swap_remove(i);
     }
+}
+
+/// An inherited handle of end `end` is used for the first time in this (forked)
+/// process: it now counts as one of this process's handles.
+///
+/// # Errors
+/// As [`register`].
+pub(crate) fn activate(p: &Arc<PipeShm>, end: usize) -> Result<()> {
+    register(p, end)
 }
 
 /// Releases the creator's initial slots of `p` that no handle took over (normally

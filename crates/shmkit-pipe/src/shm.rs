@@ -341,6 +341,24 @@ impl PipeShm {
         }
     }
 
+    /// Hands slot `i` of end `e` from holder `from` to `to` (a forked child taking
+    /// its parent's reservation); false if `from` no longer holds it.
+    pub(crate) fn convert(&self, e: usize, i: usize, from: u64, to: u64, count: u64) -> bool {
+        let Some(s) = self.end(e).slots.get(i) else {
+            return false;
+        };
+        // AcqRel: like a claim (the open count already includes this slot).
+        let ok = s
+            .owner
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if ok {
+            // Relaxed: informational, written by the holder only.
+            s.count.store(count, Ordering::Relaxed);
+        }
+        ok
+    }
+
     /// Stores the informational handle count of slot `i` of end `e`.
     pub(crate) fn set_count(&self, e: usize, i: usize, count: u64) {
         if let Some(s) = self.end(e).slots.get(i) {

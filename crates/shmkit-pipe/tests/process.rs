@@ -1,0 +1,189 @@
+//! Pipes between real processes: fork and spawn, EOF after close and after SIGKILL,
+//! a sender killed mid-message, two receiving processes on one end.
+//!
+//! Each test forks; run them one test per process (`cargo nextest`).
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use shmkit_pipe::{Connection, EndToken, Error, Pipe, Receiver};
+use shmkit_process::Process;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn join_ok(p: &Process) {
+    assert!(p.join_timeout(LONG).unwrap(), "child did not finish");
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+#[test]
+fn duplex_greeting_with_a_forked_child() {
+    let (parent_end, child_end) = Pipe::duplex().unwrap();
+    let mut p = Process::new(move || {
+        child_end.send(&"Welcome to Beijing!".to_string()).unwrap();
+        let reply: String = child_end.recv().unwrap();
+        assert_eq!(reply, "I'm coming!");
+        child_end.close();
+    });
+    p.start().unwrap();
+    assert_eq!(parent_end.recv::<String>().unwrap(), "Welcome to Beijing!");
+    parent_end.send(&"I'm coming!").unwrap();
+    join_ok(&p);
+    // The child's end was closed there, and the parent's copy went with the closure.
+    assert!(matches!(parent_end.recv::<String>(), Err(Error::Eof)));
+}
+
+fn spawned_child(token: EndToken) {
+    let conn = Connection::from_token(&token).unwrap();
+    let n: u64 = conn.recv().unwrap();
+    conn.send(&(n * 3)).unwrap();
+    let big = conn.recv_bytes().unwrap();
+    conn.send_bytes(&big).unwrap();
+}
+
+#[test]
+fn duplex_with_a_spawned_child_via_token() {
+    let (a, b) = Pipe::builder().capacity(4096).duplex().unwrap();
+    let mut p = Process::spawn_fn(spawned_child, b.token().unwrap());
+    p.start().unwrap();
+    a.send(&14u64).unwrap();
+    assert_eq!(a.recv::<u64>().unwrap(), 42);
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    a.send_bytes(&big).unwrap();
+    assert_eq!(a.recv_bytes().unwrap(), big);
+    join_ok(&p);
+    drop(b);
+    assert!(matches!(a.recv_bytes(), Err(Error::Eof)));
+}
+
+#[test]
+fn closing_in_one_process_leaves_the_end_open_in_the_others() {
+    // The seed program: the child closes the end it does not use (its inherited
+    // copy), the parent closes its copy of the child's end right after starting it.
+    let (left, right) = Pipe::duplex().unwrap();
+    let (left_c, right_c) = (left.clone(), right.clone());
+    let mut p = Process::new(move || {
+        left_c.close();
+        for i in 0..10u32 {
+            assert_eq!(right_c.recv::<u32>().unwrap(), i);
+        }
+        assert!(matches!(right_c.recv::<u32>(), Err(Error::Eof)));
+    });
+    p.start().unwrap();
+    right.close(); // the parent's own handle: the child still holds the end
+    for i in 0..10u32 {
+        left.send(&i).unwrap();
+    }
+    left.close(); // closed here and in the child: the child sees EOF
+    join_ok(&p);
+}
+
+#[test]
+fn an_end_the_child_never_closes_stays_open_until_it_exits() {
+    let (a, b) = Pipe::duplex().unwrap();
+    let (go_rx, go_tx) = Pipe::one_way().unwrap();
+    // The child inherits `b` (not captured: it cannot close it) and holds it while it
+    // runs, as an inherited file descriptor would be held.
+    let mut p = Process::new(move || {
+        go_rx.recv::<()>().unwrap();
+    });
+    p.start().unwrap();
+    drop(b);
+    assert!(!a.poll_timeout(Some(Duration::from_millis(300))).unwrap());
+    go_tx.send(&()).unwrap();
+    join_ok(&p);
+    let t = Instant::now();
+    assert!(matches!(a.recv_bytes(), Err(Error::Eof)));
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn recv_returns_eof_soon_after_the_peer_is_sigkilled() {
+    let (a, b) = Pipe::duplex().unwrap();
+    let mut p = Process::new(move || {
+        b.send(&1u8).unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    });
+    p.start().unwrap();
+    assert_eq!(a.recv::<u8>().unwrap(), 1);
+    // Not before the kill: the child still holds its end.
+    assert!(!a.poll_timeout(Some(Duration::from_millis(300))).unwrap());
+    p.kill().unwrap();
+    let t = Instant::now();
+    let r = a.recv::<u8>();
+    let took = t.elapsed();
+    assert!(matches!(r, Err(Error::Eof)), "{r:?}");
+    eprintln!("EOF {took:?} after SIGKILL");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(matches!(a.send(&1u8), Err(Error::Closed)));
+    assert!(p.join_timeout(LONG).unwrap());
+}
+
+#[test]
+fn a_sender_killed_mid_message_leaves_no_partial_message() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let mut p = Process::new(move || {
+        tx.send_bytes(b"whole").unwrap();
+        ack_tx.send(&()).unwrap();
+        // Far bigger than the ring: blocks after a few fragments.
+        tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
+    });
+    p.start().unwrap();
+    ack_rx.recv::<()>().unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
+    // Wait until fragments of the big message are in the ring, then kill the sender.
+    assert!(rx.poll_timeout(Some(LONG)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    let t = Instant::now();
+    assert!(matches!(rx.recv_bytes(), Err(Error::Eof)));
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn two_receiving_processes_never_see_torn_messages() {
+    let (rx, tx) = Pipe::builder().capacity(1024).one_way().unwrap();
+    let (report_rx, report_tx) = Pipe::one_way().unwrap();
+    // As in the seed program, each consumer closes its inherited sending end.
+    let consumer = |rx: Receiver, report: shmkit_pipe::Sender, tx: shmkit_pipe::Sender| {
+        move || {
+            tx.close();
+            let mut n = 0u32;
+            let mut bytes = 0u64;
+            loop {
+                match rx.recv_bytes() {
+                    Ok(m) => {
+                        let len = m.len();
+                        let tag = (len % 251) as u8;
+                        assert!(m.iter().all(|&x| x == tag), "torn message of {len} bytes");
+                        n += 1;
+                        bytes += len as u64;
+                    }
+                    Err(Error::Eof) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            report.send(&(n, bytes)).unwrap();
+        }
+    };
+    let mut c1 = Process::new(consumer(rx.clone(), report_tx.clone(), tx.clone()));
+    let mut c2 = Process::new(consumer(rx.clone(), report_tx.clone(), tx.clone()));
+    c1.start().unwrap();
+    c2.start().unwrap();
+    drop((rx, report_tx));
+    let mut sent = 0u64;
+    for i in 0..600usize {
+        let len = (i * 997) % 5000;
+        tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+        sent += len as u64;
+    }
+    drop(tx);
+    let (n1, b1): (u32, u64) = report_rx.recv().unwrap();
+    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
+    assert_eq!(n1 + n2, 600);
+    assert_eq!(b1 + b2, sent);
+    join_ok(&c1);
+    join_ok(&c2);
+    assert!(matches!(report_rx.recv::<(u32, u64)>(), Err(Error::Eof)));
+}
