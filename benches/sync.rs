@@ -7,7 +7,8 @@
 //!   same robust pthread mutex;
 //! * semaphore release+acquire vs POSIX `sem_post`+`sem_wait` (pshared);
 //! * Event set -> waiter in another process wakes -> answers: round trip, vs a bare
-//!   futex ping-pong between two processes (wait/wake syscalls, no spinning).
+//!   futex ping-pong between two processes (wait/wake syscalls, no spinning); and the
+//!   same with the answer delayed by 150 µs of work, so the requester must sleep.
 //!
 //! `cargo bench --bench sync` runs criterion (short measurement times), then prints a
 //! summary table with the ratios (median of 5 fixed-size runs per variant).
@@ -198,6 +199,39 @@ fn event_parent(shm: &Shm, n: u64) {
     }
 }
 
+/// Busy-waits `d` (the responder "works" longer than any spin budget, so the
+/// requester has to sleep).
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+const WORK: Duration = Duration::from_micros(150);
+
+fn event_child_slow(shm: &Shm, n: u64) {
+    let (a, b) = (shm.ev_a(), shm.ev_b());
+    for _ in 0..n {
+        a.wait_until(Deadline::NEVER);
+        a.clear();
+        busy(WORK);
+        b.set();
+    }
+}
+
+fn futex_child_slow(shm: &Shm, n: u64) {
+    let w = shm.word();
+    for _ in 0..n {
+        while w.load(Ordering::Acquire) != 1 {
+            futex::wait(w, 0, Deadline::NEVER);
+        }
+        busy(WORK);
+        w.store(0, Ordering::Release);
+        futex::wake(w, 1);
+    }
+}
+
 /// Bare futex ping-pong: the word alternates 0 (parent's turn) and 1 (child's turn);
 /// every hand-over is a store + FUTEX_WAKE, every wait a FUTEX_WAIT loop.
 fn futex_child(shm: &Shm, n: u64) {
@@ -305,6 +339,16 @@ fn main() {
             Box::new(|n| two_processes(&shm, n, futex_child, futex_parent)),
         ),
     ];
+    let sleeping: Vec<Variant<'_>> = vec![
+        (
+            "shmkit Event, answer after 150us",
+            Box::new(|n| two_processes(&shm, n, event_child_slow, event_parent)),
+        ),
+        (
+            "bare futex, answer after 150us",
+            Box::new(|n| two_processes(&shm, n, futex_child_slow, futex_parent)),
+        ),
+    ];
     let groups: Vec<(&str, Vec<Variant<'_>>, u64)> = vec![
         ("uncontended lock+unlock", uncontended, 2_000_000),
         (
@@ -314,6 +358,7 @@ fn main() {
         ),
         ("semaphore release+acquire", semaphore, 2_000_000),
         ("event round trip between 2 processes", roundtrip, 20_000),
+        ("event round trip, requester must sleep", sleeping, 2_000),
     ];
 
     let mut c = Criterion::default()

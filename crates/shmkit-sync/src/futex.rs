@@ -15,9 +15,13 @@
 //! spin budget is per thread and adapts to what the thread observes:
 //!
 //! * it starts at [`INITIAL_SPIN`] and stays within [`MIN_SPIN`]..=[`MAX_SPIN`];
-//! * a spin that succeeds after `t` keeps the budget at least `2t`;
-//! * a wait that had to sleep and was satisfied after `e` total raises the budget to
-//!   `2e` when `e` is within `MAX_SPIN / 2` (spinning would have won), else halves it;
+//! * a spin that succeeds after `t` raises the budget to at least `2t`;
+//! * a wait that had to sleep halves it: when the peer runs on our core, spinning
+//!   only delays it (measured: a rule that *raised* the budget after short sleeps
+//!   oscillated at 30–60 µs per same-core round trip instead of 2 µs);
+//! * every [`PROBE_EVERY`]-th spin uses the full [`MAX_SPIN`] budget once, so a
+//!   thread whose budget fell to the minimum rediscovers a peer that now answers
+//!   from another core within tens of microseconds;
 //! * timeouts leave it unchanged.
 //!
 //! The spinner never calls `sched_yield`: measured on the loaded development VMs, a
@@ -41,6 +45,8 @@ pub const MIN_SPIN: Duration = Duration::from_micros(1);
 pub const INITIAL_SPIN: Duration = Duration::from_micros(10);
 /// Longest spin budget (longer than one cross-core wake-up, ~30 µs).
 pub const MAX_SPIN: Duration = Duration::from_micros(60);
+/// One spin in this many uses the full [`MAX_SPIN`] budget (a probe).
+pub const PROBE_EVERY: u32 = 128;
 
 #[cfg(not(shmkit_loom))]
 mod adapt {
@@ -56,10 +62,25 @@ mod adapt {
 
     thread_local! {
         static BUDGET: Cell<u64> = const { Cell::new(ns(INITIAL_SPIN)) };
+        static SPINS: Cell<u32> = const { Cell::new(0) };
     }
 
     pub(super) fn budget() -> u64 {
         BUDGET.with(Cell::get)
+    }
+
+    /// The budget for the next spin: every PROBE_EVERY-th one is a full probe.
+    pub(super) fn next_budget() -> u64 {
+        let n = SPINS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n % super::PROBE_EVERY == 0 {
+            MAX
+        } else {
+            budget()
+        }
     }
 
     pub(super) fn set(v: u64) {
@@ -95,7 +116,7 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
         if done() {
             return true;
         }
-        let budget = adapt::budget();
+        let budget = adapt::next_budget();
         let start = now_nanos();
         let end = start.saturating_add(budget).min(deadline.as_nanos());
         while now_nanos() < end {
@@ -103,7 +124,7 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
                 shmkit_segment::shim::spin_loop();
                 if done() {
                     let t = now_nanos().saturating_sub(start);
-                    adapt::set(budget.max(t.saturating_mul(2)));
+                    adapt::set(adapt::budget().max(t.saturating_mul(2)));
                     return true;
                 }
             }
@@ -112,22 +133,13 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Feeds the outcome of a wait that slept back into the spin budget: `started` is
-/// the [`now_nanos`](shmkit_segment::shim::time::now_nanos) value taken before the
-/// spin phase.
+/// Feeds a wait that had to sleep back into the spin budget (halves it). `started`
+/// is the [`now`] taken before the spin phase (kept for callers and diagnostics).
 #[inline]
 pub fn note_slept(started: u64) {
-    #[cfg(not(shmkit_loom))]
-    {
-        let e = shmkit_segment::shim::time::now_nanos().saturating_sub(started);
-        if e <= adapt::MAX / 2 {
-            adapt::set(adapt::budget().max(e.saturating_mul(2)));
-        } else {
-            adapt::set(adapt::budget() / 2);
-        }
-    }
-    #[cfg(shmkit_loom)]
     let _ = started;
+    #[cfg(not(shmkit_loom))]
+    adapt::set(adapt::budget() / 2);
 }
 
 /// A timestamp for [`note_slept`] (0 under loom).
@@ -281,9 +293,14 @@ mod tests {
             note_slept(now().saturating_sub(1_000_000_000));
         }
         assert_eq!(spin_budget(), MIN_SPIN);
-        // A short sleep raises it again.
-        note_slept(now().saturating_sub(20_000));
-        assert!(spin_budget() >= Duration::from_micros(40));
+        // Within PROBE_EVERY spins a full-budget probe catches a 5 µs answer and
+        // raises the budget to about 10 µs.
+        let caught = (0..=PROBE_EVERY).any(|_| {
+            let t0 = std::time::Instant::now();
+            spin_until(Deadline::NEVER, || t0.elapsed() > Duration::from_micros(5))
+        });
+        assert!(caught);
+        assert!(spin_budget() >= Duration::from_micros(8));
         let mut n = 0;
         assert!(spin_until(Deadline::NEVER, || {
             n += 1;

@@ -62,7 +62,7 @@ pub use event::{wait_any_raw, RawEvent};
 pub use raw_mutex::{Acquired, RawMutex, LIVENESS_SLICE};
 pub use rlock::{RawRLock, MAX_RECURSION};
 pub use semaphore::RawSemaphore;
-pub use semaphore::MAX_VALUE;
+pub use semaphore::{MAX_SLEEPERS, MAX_VALUE, POLL_SLICE};
 
 #[cfg(not(shmkit_loom))]
 pub use barrier::owned::{Barrier, BARRIER_KIND};

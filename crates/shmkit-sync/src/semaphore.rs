@@ -6,7 +6,7 @@
 
 use crate::futex::{self, Deadline};
 use crate::{Error, Result};
-use shmkit_segment::shim::atomic::{fence, AtomicU32, Ordering};
+use shmkit_segment::shim::atomic::{AtomicU32, Ordering};
 #[cfg(not(shmkit_loom))]
 use shmkit_segment::{Kind, Token};
 #[cfg(not(shmkit_loom))]
@@ -14,29 +14,46 @@ use std::fmt;
 #[cfg(not(shmkit_loom))]
 use std::time::Duration;
 
-/// The largest value a semaphore can hold (POSIX `SEM_VALUE_MAX` on Linux).
-pub const MAX_VALUE: u32 = i32::MAX as u32;
+/// The largest value a semaphore can hold (2^22 - 1; the word's upper bits count
+/// sleepers).
+pub const MAX_VALUE: u32 = (1 << 22) - 1;
+
+/// `word` bits: the value.
+const VALUE_MASK: u32 = (1 << 22) - 1;
+/// `word`: one announced sleeper.
+const SLEEPER: u32 = 1 << 22;
+/// The most sleepers `word` can count; more waiters poll in slices of [`POLL_SLICE`].
+pub const MAX_SLEEPERS: u32 = (1 << 10) - 1;
+/// How often a waiter that could not announce itself (over [`MAX_SLEEPERS`]) re-checks.
+pub const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
+
+fn sleepers(v: u32) -> u32 {
+    v >> 22
+}
 
 /// A counting semaphore for shared memory: `#[repr(C)]`, 16 bytes, zero = a
 /// semaphore of value 0 with no bound.
 ///
 /// ```text
-/// value    the permits available (0..=MAX_VALUE); the futex word
-/// waiters  acquirers that announced they may sleep
+/// word:    bits 22..32 sleepers (0..=1023) | bits 0..22 value (0..=MAX_VALUE); futex word
 /// bounded  0 = unbounded; 1 = release may not raise the value above `bound`
 /// bound    the bound (a BoundedSemaphore's initial value)
 ///
-///   acquire: CAS value n -> n-1 (n > 0); else spin; else waiters += 1, SeqCst fence,
-///            then until a CAS succeeds: sleep on value while it is 0; waiters -= 1
-///   release: CAS value n -> n+1 (n < bound), SeqCst fence, wake 1 if waiters > 0
+///   acquire: CAS value n -> n-1 (n > 0); else spin; else CAS sleepers+1 and sleep on
+///            the word while value == 0; the CAS that finally takes a permit (or gives
+///            up at the deadline) also removes the announcement
+///   release: CAS value n -> n+1 (n < bound, else an error and no change);
+///            FUTEX_WAKE 1 if the word it replaced counted a sleeper
 /// ```
 ///
-/// The two SeqCst fences make a Dekker pair: either the acquirer's re-check sees the
-/// new value, or the releaser sees the announced waiter and wakes one; the kernel
-/// re-checks `value == 0` atomically before sleeping. Each release wakes one
-/// sleeper, so k releases reach k sleepers. (A first design packed a WAITERS bit into
-/// the value word and cleared it in release; the unit test with three sleepers and
-/// three releases caught the lost wake-ups that causes.)
+/// Value and sleeper count share one word, so one RMW tells `release` whether anybody
+/// sleeps: no fences, no syscall when nobody does, and loom can check it exactly. Each
+/// release that sees sleepers wakes one, and a sleeper stays counted until its own CAS
+/// takes a permit, so k releases reach k sleepers. (A first design with a WAITERS
+/// *bit* cleared by release lost wake-ups with several sleepers; a second used a
+/// separate count and a SeqCst fence pair, correct but slower than `sem_post`.)
+/// A sleeper killed while waiting stays counted: releases then make one unneeded
+/// `FUTEX_WAKE` each. Beyond 1023 simultaneous sleepers, extra waiters poll.
 ///
 /// ```
 /// use shmkit_sync::RawSemaphore;
@@ -50,13 +67,13 @@ pub const MAX_VALUE: u32 = i32::MAX as u32;
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct RawSemaphore {
-    value: AtomicU32,
-    waiters: AtomicU32,
+    word: AtomicU32,
+    _reserved: AtomicU32,
     bounded: AtomicU32,
     bound: AtomicU32,
 }
 
-shmkit_segment::assert_layout!(RawSemaphore, size = 16, align = 4, value @ 0, waiters @ 4, bounded @ 8, bound @ 12);
+shmkit_segment::assert_layout!(RawSemaphore, size = 16, align = 4, word @ 0, bounded @ 8, bound @ 12);
 
 // SAFETY: repr(C) of atomic integers only: any bit pattern, no pointers, no Drop.
 #[cfg(not(shmkit_loom))]
@@ -71,7 +88,7 @@ impl RawSemaphore {
     /// An unbounded semaphore of value `value` (clamped to [`MAX_VALUE`]).
     pub fn with_value(value: u32) -> Self {
         let s = RawSemaphore::default();
-        s.init(value.min(MAX_VALUE), None);
+        s.init(value, None);
         s
     }
 
@@ -79,8 +96,7 @@ impl RawSemaphore {
     /// `bound` if given. For a fresh mapping, before any other process uses it.
     pub fn init(&self, value: u32, bound: Option<u32>) {
         // Relaxed: initialisation happens before publication (segment ready flag).
-        self.value.store(value.min(MAX_VALUE), Ordering::Relaxed);
-        self.waiters.store(0, Ordering::Relaxed);
+        self.word.store(value.min(MAX_VALUE), Ordering::Relaxed);
         self.bounded
             .store(u32::from(bound.is_some()), Ordering::Relaxed);
         self.bound.store(bound.unwrap_or(0), Ordering::Relaxed);
@@ -105,9 +121,11 @@ impl RawSemaphore {
     #[inline]
     pub fn try_acquire(&self) -> bool {
         // Acquire: pairs with the Release CAS in `release`, so the releaser's writes
-        // are visible to the acquirer.
-        self.value
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| v.checked_sub(1))
+        // are visible to the acquirer. The sleeper count is kept.
+        self.word
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| {
+                (v & VALUE_MASK != 0).then(|| v - 1)
+            })
             .is_ok()
     }
 
@@ -120,25 +138,52 @@ impl RawSemaphore {
         if !deadline.is_expired() && futex::spin_until(deadline, || self.try_acquire()) {
             return true;
         }
-        // Relaxed + SeqCst fence: the announce half of the Dekker pair with the fence
-        // in `release`.
-        self.waiters.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        let got = loop {
-            if self.try_acquire() {
-                break true;
+        let mut announced = false;
+        loop {
+            // Relaxed: the CASes below carry the ordering.
+            let v = self.word.load(Ordering::Relaxed);
+            let me = if announced { SLEEPER } else { 0 };
+            if v & VALUE_MASK != 0 {
+                // Acquire: pairs with the Release CAS in `release`.
+                if self
+                    .word
+                    .compare_exchange(v, v - 1 - me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    if announced {
+                        futex::note_slept(started);
+                    }
+                    return true;
+                }
+                continue;
             }
             if deadline.is_expired() {
-                break false;
+                // Relaxed: only the count changes.
+                if me == 0
+                    || self
+                        .word
+                        .compare_exchange(v, v - me, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return false;
+                }
+                continue;
             }
-            futex::wait(&self.value, 0, deadline);
-        };
-        // Relaxed: the count only decides whether releasers make a syscall.
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
-        if got {
-            futex::note_slept(started);
+            if !announced {
+                if sleepers(v) < MAX_SLEEPERS {
+                    // Relaxed: the count only decides whether releasers wake.
+                    announced = self
+                        .word
+                        .compare_exchange(v, v + SLEEPER, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok();
+                    continue;
+                }
+                // Too many sleepers to count one more: poll.
+                futex::wait(&self.word, v, Deadline::after(POLL_SLICE).min(deadline));
+                continue;
+            }
+            futex::wait(&self.word, v, deadline);
         }
-        got
     }
 
     /// Takes a permit, blocking as long as needed.
@@ -154,34 +199,32 @@ impl RawSemaphore {
     #[inline]
     pub fn release(&self) -> Result<()> {
         let limit = self.limit();
-        // Release: pairs with the Acquire in `try_acquire`.
-        if let Err(v) = self
-            .value
+        // Release: pairs with the Acquire of whoever takes this permit.
+        match self
+            .word
             .fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
-                (v < limit).then_some(v + 1)
-            })
-        {
-            return Err(match self.bound() {
-                Some(bound) if v >= bound => Error::ReleasedTooManyTimes { bound },
+                (v & VALUE_MASK < limit).then(|| v + 1)
+            }) {
+            Ok(prev) => {
+                if sleepers(prev) != 0 {
+                    futex::wake(&self.word, 1);
+                }
+                Ok(())
+            }
+            Err(v) => Err(match self.bound() {
+                Some(bound) if v & VALUE_MASK >= bound => Error::ReleasedTooManyTimes { bound },
                 _ => Error::Overflow {
                     what: "semaphore value",
                     limit: MAX_VALUE,
                 },
-            });
+            }),
         }
-        // SeqCst fence: the other half of the Dekker pair with `acquire_until`.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence.
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            futex::wake(&self.value, 1);
-        }
-        Ok(())
     }
 
     /// The current value (a snapshot).
     pub fn get_value(&self) -> u32 {
         // Relaxed: a snapshot.
-        self.value.load(Ordering::Relaxed)
+        self.word.load(Ordering::Relaxed) & VALUE_MASK
     }
 }
 
@@ -196,7 +239,7 @@ fn check_value(value: u32) -> Result<()> {
     if value > MAX_VALUE {
         return Err(Error::InvalidArgument {
             what: "value",
-            reason: "a semaphore value must be at most 2^31-1 (SEM_VALUE_MAX)",
+            reason: "a semaphore value must be at most 2^22-1 (shmkit_sync::MAX_VALUE)",
         });
     }
     Ok(())
@@ -419,6 +462,23 @@ mod tests {
         assert!(!s.acquire_timeout(Duration::ZERO));
         s.release().expect("release");
         assert!(s.acquire_timeout(Duration::MAX));
+    }
+
+    #[test]
+    fn waiters_beyond_the_sleeper_count_poll() {
+        let s = std::sync::Arc::new(RawSemaphore::new());
+        // Pretend MAX_SLEEPERS processes already sleep (they died, say).
+        s.word.store(MAX_SLEEPERS * SLEEPER, Ordering::Relaxed);
+        assert!(!s.acquire_until(futex::deadline_after(Duration::from_millis(5))));
+        let s2 = std::sync::Arc::clone(&s);
+        let h = std::thread::spawn(move || {
+            s2.acquire_until(futex::deadline_after(Duration::from_secs(30)))
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        s.release().expect("release");
+        assert!(h.join().expect("poller"));
+        assert_eq!(s.get_value(), 0);
+        assert_eq!(sleepers(s.word.load(Ordering::Relaxed)), MAX_SLEEPERS);
     }
 
     #[test]

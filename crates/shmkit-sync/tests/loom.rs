@@ -118,7 +118,7 @@ fn semaphore_release_wakes_sleeper() {
 }
 
 /// Two sleepers, two releases: each release must reach a sleeper (the case that
-/// exposed a lost wake-up in an earlier single-word design).
+/// exposed lost wake-ups in an earlier design with a WAITERS bit).
 #[test]
 fn semaphore_two_sleepers_two_releases() {
     loom::model(|| {
