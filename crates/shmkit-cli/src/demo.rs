@@ -4,9 +4,13 @@
 //! takes a few seconds. The numbers are single runs, for orientation only — the
 //! criterion benchmarks in `benches/` are the measurements (see docs/benchmarks.md).
 
+use shmkit::pipe::Pipe;
+use shmkit::pool::Pool;
 use shmkit::prelude::*;
 use shmkit::process::{current_process, Process};
+use shmkit::queue::Queue;
 use shmkit::segment::shim::atomic::{AtomicU64, AtomicU8, Ordering};
+use shmkit::sync::{Event, Lock, LockError, Mutex};
 use std::time::{Duration, Instant};
 
 /// The error type of the demo: anything, with its message.
@@ -21,6 +25,10 @@ pub(crate) fn run() -> DemoResult {
     );
     segments()?;
     processes()?;
+    sync()?;
+    queues()?;
+    pipes()?;
+    pool()?;
     println!("\nDone. `shmkit ls` lists segments; docs/ has the design and benchmarks.");
     Ok(())
 }
@@ -162,5 +170,251 @@ fn processes() -> DemoResult {
         sleeper.exitcode(),
         current_process().name
     );
+    Ok(())
+}
+
+/// Starts `target` in a forked child.
+fn fork(target: impl FnOnce() -> DemoResult + Send + 'static) -> DemoResult<Process> {
+    let mut p = Process::new(target);
+    p.start()?;
+    Ok(p)
+}
+
+/// Joins `p` and fails unless it exited with 0.
+fn join_ok(p: &Process) -> DemoResult {
+    p.join()?;
+    match p.exitcode() {
+        Some(0) => Ok(()),
+        code => Err(format!("child {:?} ended with {code:?}", p.pid()).into()),
+    }
+}
+
+fn sync() -> DemoResult {
+    section("Synchronisation: robust locks and events on shared futexes");
+    let lock = Lock::new()?;
+    const N: u32 = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..N {
+        drop(lock.acquire());
+    }
+    show(
+        "uncontended Lock acquire + release (mean of 1M)",
+        t.elapsed() / N,
+    );
+
+    let counter = Mutex::new(0u64)?;
+    let t = Instant::now();
+    let kids = (0..4)
+        .map(|_| {
+            let c = counter.clone();
+            fork(move || {
+                for _ in 0..10_000 {
+                    let mut g = c.lock().map_err(|e| e.to_string())?;
+                    *g += 1;
+                }
+                Ok(())
+            })
+        })
+        .collect::<DemoResult<Vec<_>>>()?;
+    kids.iter().try_for_each(join_ok)?;
+    let rt = t.elapsed();
+    let total = *counter.lock().map_err(|e| e.to_string())?;
+    println!("  4 processes x 10 000 increments under one Mutex: total {total}");
+    show(
+        "... fork 4, 40 000 contended lock/increment/unlock, join",
+        rt,
+    );
+
+    // Robustness: the holder is SIGKILLed inside its critical section.
+    let holding = Event::new()?;
+    let (c, h) = (counter.clone(), holding.clone());
+    let holder = fork(move || {
+        let _guard = c.lock().map_err(|e| e.to_string())?;
+        h.set();
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(())
+    })?;
+    if !holding.wait_timeout(Duration::from_secs(10)) {
+        return Err("the holder never took the lock".into());
+    }
+    holder.kill()?;
+    holder.join()?;
+    match counter.lock() {
+        Err(LockError::OwnerDied(g)) => println!(
+            "  holder SIGKILLed inside the lock -> next lock() says OwnerDied, value {} kept",
+            *g
+        ),
+        Ok(_) => println!("  holder SIGKILLed, but the lock did not report it (unexpected)"),
+        Err(e) => return Err(e.to_string().into()),
+    }
+    let relock_ok = counter.lock().is_ok();
+    println!("  ... and the lock works normally afterwards: {relock_ok}");
+
+    let (ping, pong) = (Event::new()?, Event::new()?);
+    const R: u32 = 1000;
+    let (pi, po) = (ping.clone(), pong.clone());
+    let echo = fork(move || {
+        for _ in 0..R {
+            pi.wait();
+            pi.clear();
+            po.set();
+        }
+        Ok(())
+    })?;
+    let t = Instant::now();
+    for _ in 0..R {
+        ping.set();
+        pong.wait();
+        pong.clear();
+    }
+    let rt = t.elapsed();
+    join_ok(&echo)?;
+    show(
+        "Event ping-pong between two processes (round trip, mean)",
+        rt / R,
+    );
+    Ok(())
+}
+
+fn queues() -> DemoResult {
+    section("Queues: multiprocessing.Queue on a lock-free ring");
+    let q: Queue<String> = Queue::new(16)?;
+    let kids = (0..2)
+        .map(|i| {
+            let q = q.clone();
+            fork(move || {
+                for j in 0..3 {
+                    q.put(format!("child {i} item {j}"))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .collect::<DemoResult<Vec<_>>>()?;
+    let mut got = (0..6).map(|_| q.get()).collect::<Result<Vec<_>, _>>()?;
+    kids.iter().try_for_each(join_ok)?;
+    got.sort();
+    println!("  parent got from 2 children: {got:?}");
+
+    const ITEMS: u64 = 1_000_000;
+    let nums: Queue<u64> = Queue::new(4096)?;
+    let producer_q = nums.clone();
+    let t = Instant::now();
+    let producer = fork(move || {
+        for i in 0..ITEMS {
+            producer_q.put(i).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
+    let mut sum = 0u64;
+    for _ in 0..ITEMS {
+        sum += nums.get()?;
+    }
+    let rt = t.elapsed();
+    join_ok(&producer)?;
+    if sum != ITEMS * (ITEMS - 1) / 2 {
+        return Err(format!("lost or duplicated items: sum {sum}").into());
+    }
+    println!(
+        "  1M u64 items child -> parent, all present: {:.1} M items/s",
+        ITEMS as f64 / rt.as_secs_f64() / 1e6
+    );
+    show("... total, including fork", rt);
+    Ok(())
+}
+
+fn pipes() -> DemoResult {
+    section("Pipes: duplex Connections, any message size, EOF on peer death");
+    let (parent_end, child_end) = Pipe::duplex()?;
+    let child = fork(move || {
+        let greeting: String = child_end.recv()?;
+        child_end.send(&format!(
+            "{greeting} -> hello back from pid {}",
+            std::process::id()
+        ))?;
+        let big = vec![0xA5u8; 64 << 20];
+        child_end.send_bytes(&big)?;
+        Ok(())
+    })?;
+    parent_end.send("hello child")?;
+    println!("  {}", parent_end.recv::<String>()?);
+    let t = Instant::now();
+    let big = parent_end.recv_bytes()?;
+    let rt = t.elapsed();
+    join_ok(&child)?;
+    if big.len() != 64 << 20 || big.iter().any(|b| *b != 0xA5) {
+        return Err("the 64 MiB message arrived damaged".into());
+    }
+    println!(
+        "  64 MiB message streamed through a 1 MiB ring, intact: {:.2} GB/s",
+        big.len() as f64 / rt.as_secs_f64() / 1e9
+    );
+
+    let (reader, writer) = Pipe::one_way()?;
+    let w = writer.clone();
+    let victim = fork(move || {
+        w.send("last words")?;
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(())
+    })?;
+    drop(writer); // the parent's copy: only the child holds the sending end now
+    let last: String = reader.recv()?;
+    victim.kill()?;
+    victim.join()?;
+    let t = Instant::now();
+    let eof = matches!(reader.recv::<String>(), Err(shmkit::pipe::Error::Eof));
+    show(
+        &format!("child said {last:?}, was SIGKILLed; recv -> Eof: {eof}, after"),
+        t.elapsed(),
+    );
+    Ok(())
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn square_or_abort(x: u64) -> u64 {
+    if x == 3 {
+        std::process::abort(); // the worker dies mid-task
+    }
+    x * x
+}
+
+fn pool() -> DemoResult {
+    section("Pool: map/apply_async over worker processes that may die");
+    let t = Instant::now();
+    let pool = Pool::new(2)?;
+    show("start a Pool of 2 workers", t.elapsed());
+    let t = Instant::now();
+    let squares = pool.map(square, 0..100_000u64)?;
+    let rt = t.elapsed();
+    let ok = squares
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == (i as u64) * (i as u64));
+    println!("  map(square, 0..100000) correct: {ok}");
+    show("... map of 100 000 trivial tasks", rt);
+
+    let results = (0..6u64)
+        .map(|x| pool.apply_async(square_or_abort, x))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes: Vec<String> = results
+        .iter()
+        .map(|r| match r.get() {
+            Ok(v) => v.to_string(),
+            Err(shmkit::pool::Error::WorkerDied { signal, .. }) => {
+                format!("WorkerDied(signal {signal:?})")
+            }
+            Err(e) => format!("error: {e}"),
+        })
+        .collect();
+    println!("  task 3 aborts its worker: {outcomes:?}");
+    println!(
+        "  the pool replaced it: apply(square, 9) = {}",
+        pool.apply(square, 9)?
+    );
+    pool.close();
+    pool.join()?;
     Ok(())
 }
