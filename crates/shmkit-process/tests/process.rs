@@ -508,3 +508,41 @@ fn nested_fork_children_get_nested_names() {
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));
 }
+
+#[test]
+fn handles_are_send_and_children_are_shareable() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Process>();
+    send_sync::<shmkit_process::Child>();
+    send_sync::<Error>();
+}
+
+/// An argument whose serialisation fails.
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refuses to be encoded"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+
+#[test]
+fn an_argument_that_does_not_encode_is_an_error_at_start() {
+    let mut p = Process::spawn_fn(|_: Unencodable| {}, Unencodable);
+    let e = p.start().unwrap_err();
+    assert!(matches!(e, Error::Encode { .. }), "{e}");
+    assert!(!p.is_alive());
+    assert_eq!(p.pid(), None);
+    // Not started, so the same process can still run with the fork method.
+    let mut p = p.start_method(StartMethod::Fork);
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+}
