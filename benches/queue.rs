@@ -166,20 +166,27 @@ fn pingpong(
     child: impl FnOnce(&Flags, u64),
     parent: impl FnOnce(&Flags, u64),
 ) -> Duration {
+    // At least PP_MIN round trips per run, so that the fixed costs of a run (first
+    // touches of fresh memory, attaching, /proc reads of new identities) vanish;
+    // the time is scaled back to the `iters` criterion asked for.
+    let m = iters.max(PP_MIN);
     let flags = Flags::new();
     let cpu = usize::from(two_cores() && !same_core);
     pin(0);
     let pid = fork(|| {
         pin(cpu);
         flags.ready_wait_go();
-        child(&flags, iters);
+        child(&flags, m);
     });
     let t = flags.wait_ready_go(1);
-    parent(&flags, iters);
+    parent(&flags, m);
     let d = t.elapsed();
     reap(pid);
-    record(id, d, iters)
+    record(id, d, m).mul_f64(iters as f64 / m as f64)
 }
+
+/// Fewest round trips per ping-pong run.
+const PP_MIN: u64 = 20_000;
 
 fn write_all(fd: i32, buf: &[u8]) {
     let mut off = 0;
@@ -532,12 +539,16 @@ impl MinRing {
 /// items and each consumer taking `n/consumers`. Times from go to the last consumer.
 fn one_way(
     id: &str,
-    n: u64,
+    iters: u64,
+    item_size: usize,
     producers: u64,
     consumers: u64,
     produce: impl Fn(u64) + Copy,
     consume: impl Fn(u64) + Copy,
 ) -> Duration {
+    // At least 64 MiB or 200k items per run (fixed costs vanish), scaled back.
+    let min = (64 << 20) / item_size as u64;
+    let n = iters.max(min.clamp(1_000, 200_000)).div_ceil(4) * 4;
     let flags = Flags::new();
     let pinned = producers == 1 && consumers == 1 && two_cores();
     if pinned {
@@ -569,7 +580,7 @@ fn one_way(
     }
     let d = t.elapsed();
     pids.into_iter().for_each(reap);
-    record(id, d, n / consumers * consumers)
+    record(id, d, n).mul_f64(iters as f64 / n as f64)
 }
 
 fn bench_throughput(c: &mut Criterion) {
@@ -586,6 +597,7 @@ fn bench_throughput(c: &mut Criterion) {
                     one_way(
                         &format!("tp minring {size}"),
                         n,
+                        size,
                         1,
                         1,
                         |k| r.produce(k, &src),
@@ -608,6 +620,7 @@ fn bench_throughput(c: &mut Criterion) {
                     one_way(
                         &format!("tp spsc {size}"),
                         n,
+                        size,
                         1,
                         1,
                         |k| {
@@ -649,6 +662,7 @@ fn bench_throughput(c: &mut Criterion) {
             one_way(
                 "tp queue u64",
                 n,
+                8,
                 1,
                 1,
                 |k| (0..k).for_each(|i| q.put(i).unwrap()),
@@ -666,6 +680,7 @@ fn bench_throughput(c: &mut Criterion) {
             let d = one_way(
                 "tp pipe u64",
                 n,
+                8,
                 1,
                 1,
                 |k| (0..k).for_each(|i| write_all(p[1], &i.to_ne_bytes())),
@@ -686,7 +701,8 @@ fn bench_throughput(c: &mut Criterion) {
             let q = queue_u64(1024);
             one_way(
                 "mpmc queue",
-                n.max(2),
+                n,
+                8,
                 2,
                 2,
                 |k| (0..k).for_each(|i| q.put(i).unwrap()),
@@ -703,7 +719,8 @@ fn bench_throughput(c: &mut Criterion) {
             let p = pipe();
             let d = one_way(
                 "mpmc pipe",
-                n.max(2),
+                n,
+                8,
                 2,
                 2,
                 |k| (0..k).for_each(|i| write_all(p[1], &i.to_ne_bytes())),
