@@ -1,2 +1,492 @@
-//! Placeholder: the pipe benchmarks are being written (see the open issue).
-fn main() {}
+//! Pipe benchmarks between two processes, each beside its baselines in the same run.
+//!
+//! * round trip of 8 B and 4 KiB messages: the raw shared-atomic ping-pong (the
+//!   floor), `pipe(2)`, a Unix socket pair, shmkit's `Connection` in busy-poll mode
+//!   and in the default blocking mode;
+//! * round trip when both sides must sleep (each side works 200 µs before
+//!   answering, longer than any spin budget): a bare futex ping-pong vs shmkit's
+//!   blocking mode; compared by overhead = round trip - 400 µs of work;
+//! * one-way throughput of 64 KiB messages: a minimal shared-memory ring (busy
+//!   spinning, fixed 64 KiB slots, one copy in and one out), `pipe(2)`, a socket
+//!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit.
+//!
+//! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
+//! ratios (median of 5 fixed-size runs per variant).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
+
+use criterion::{BenchmarkId, Criterion};
+use shmkit::pipe::{Connection, Pipe, Receiver, Sender};
+use shmkit::segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
+use shmkit::segment::shim::futex;
+use shmkit::segment::shim::time::Deadline;
+use shmkit::segment::{Kind, Segment};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// Work each side does before answering in the sleeping round trip.
+const WORK: Duration = Duration::from_micros(200);
+/// Minimal ring: data bytes.
+const RING: usize = 1 << 20;
+
+/// Shared words: go/done handshake, ping-pong words, minimal ring indices, data.
+struct Shm {
+    seg: Segment,
+}
+
+const OFF_GO: usize = 0;
+const OFF_DONE: usize = 128;
+const OFF_A: usize = 256;
+const OFF_B: usize = 384;
+const OFF_TAIL: usize = 512;
+const OFF_HEAD: usize = 640;
+const OFF_DATA: usize = 4096;
+
+impl Shm {
+    fn new() -> Self {
+        Shm {
+            seg: Segment::create_anonymous(Kind::RAW, OFF_DATA + RING).expect("segment"),
+        }
+    }
+    fn w64(&self, off: usize) -> &AtomicU64 {
+        self.seg.get(off).expect("word")
+    }
+    fn w32(&self, off: usize) -> &AtomicU32 {
+        self.seg.get(off).expect("word")
+    }
+    fn data(&self) -> *mut u8 {
+        self.seg.range(OFF_DATA, RING).expect("data").as_ptr()
+    }
+}
+
+/// Runs `child()` in a forked child and `parent()` here, started together; returns
+/// the parent's time until both finished.
+fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
+    let (go, done) = (shm.w64(OFF_GO), shm.w64(OFF_DONE));
+    go.store(0, Ordering::SeqCst);
+    done.store(0, Ordering::SeqCst);
+    // SAFETY: the bench is single-threaded here; the child only uses shared memory,
+    // pipes and descriptors made for it, then calls `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        go.store(1, Ordering::SeqCst);
+        while go.load(Ordering::SeqCst) != 2 {
+            std::hint::spin_loop();
+        }
+        child();
+        done.store(1, Ordering::SeqCst);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    while go.load(Ordering::SeqCst) != 1 {
+        std::hint::spin_loop();
+    }
+    let t = Instant::now();
+    go.store(2, Ordering::SeqCst);
+    parent();
+    while done.load(Ordering::SeqCst) != 1 {
+        std::thread::yield_now();
+    }
+    let e = t.elapsed();
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    e
+}
+
+fn busy_work(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+// ---- the floor: two shared words, spinning --------------------------------------
+
+fn rt_floor(iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (a, b) = (shm.w64(OFF_A), shm.w64(OFF_B));
+    pair(
+        &shm,
+        || {
+            for i in 1..=iters {
+                while a.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                b.store(i, Ordering::Release);
+            }
+        },
+        || {
+            for i in 1..=iters {
+                a.store(i, Ordering::Release);
+                while b.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+}
+
+// ---- bare futex ping-pong, both sides working 200 µs (so both sleep) ---------------
+
+fn rt_futex_sleeping(iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (a, b) = (shm.w32(OFF_A), shm.w32(OFF_B));
+    let wait_for = |w: &AtomicU32, v: u32| loop {
+        let cur = w.load(Ordering::Acquire);
+        if cur == v {
+            return;
+        }
+        futex::wait(w, cur, Deadline::NEVER);
+    };
+    pair(
+        &shm,
+        || {
+            for i in 1..=iters as u32 {
+                wait_for(a, i);
+                busy_work(WORK);
+                b.store(i, Ordering::Release);
+                futex::wake_all(b);
+            }
+        },
+        || {
+            for i in 1..=iters as u32 {
+                a.store(i, Ordering::Release);
+                futex::wake_all(a);
+                wait_for(b, i);
+                busy_work(WORK);
+            }
+        },
+    )
+}
+
+// ---- descriptors: pipe(2) and a Unix socket pair ----------------------------------
+
+fn write_all(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for reads of its length; `fd` is open.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        assert!(n > 0, "write: {}", std::io::Error::last_os_error());
+        buf = &buf[n as usize..];
+    }
+}
+
+fn read_exact(fd: RawFd, mut buf: &mut [u8]) {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for writes of its length; `fd` is open.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(n > 0, "read: {}", std::io::Error::last_os_error());
+        buf = &mut buf[n as usize..];
+    }
+}
+
+/// (parent reads, parent writes, child reads, child writes)
+fn fds(socket: bool) -> [RawFd; 4] {
+    let mut p = [0; 2];
+    let mut q = [0; 2];
+    if socket {
+        // SAFETY: `p` is a valid out-array of two descriptors.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, p.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        [p[0], p[0], p[1], p[1]]
+    } else {
+        // SAFETY: `p`, `q` are valid out-arrays of two descriptors.
+        let r = unsafe { libc::pipe(p.as_mut_ptr()) } | unsafe { libc::pipe(q.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        // parent writes q[1] -> child reads q[0]; child writes p[1] -> parent reads p[0]
+        [p[0], q[1], q[0], p[1]]
+    }
+}
+
+fn close_all(f: [RawFd; 4]) {
+    for fd in f {
+        // SAFETY: closing descriptors this function's caller made (maybe twice for a
+        // socket pair: the second close fails with EBADF, harmlessly).
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn rt_fd(socket: bool, size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+                write_all(f[3], &buf);
+            }
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for _ in 0..iters {
+                write_all(f[1], &buf);
+                read_exact(f[0], &mut buf);
+            }
+        },
+    );
+    close_all(f);
+    e
+}
+
+fn tp_fd(socket: bool, size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+            }
+            write_all(f[3], &[1]);
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                write_all(f[1], &buf);
+            }
+            read_exact(f[0], &mut [0u8]);
+        },
+    );
+    close_all(f);
+    e
+}
+
+// ---- a minimal shared-memory ring: fixed 64 KiB slots, busy spinning --------------
+
+fn tp_min_ring(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
+    let data = shm.data();
+    let slots = (RING / size) as u64;
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for i in 0..iters {
+                while tail.load(Ordering::Acquire) == i {
+                    std::hint::spin_loop();
+                }
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let src = unsafe { data.add(off) };
+                // SAFETY: slot `off..off+size` is published (tail > i); the producer
+                // does not reuse it until `head` passes it; `buf` is local.
+                unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), size) };
+                head.store(i + 1, Ordering::Release);
+            }
+        },
+        || {
+            let buf = vec![1u8; size];
+            for i in 0..iters {
+                while i - head.load(Ordering::Acquire) >= slots {
+                    std::hint::spin_loop();
+                }
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let dst = unsafe { data.add(off) };
+                // SAFETY: the slot is free (consumed: head > i - slots); `buf` is local.
+                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, size) };
+                tail.store(i + 1, Ordering::Release);
+            }
+            while head.load(Ordering::Acquire) != iters {
+                std::hint::spin_loop();
+            }
+        },
+    )
+}
+
+// ---- shmkit -----------------------------------------------------------------------
+
+fn rt_shmkit(busy: bool, size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (a, b): (Connection, Connection) = Pipe::builder().busy_poll(busy).duplex().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                let n = b.recv_bytes_into(&mut buf, 0).unwrap();
+                b.send_bytes(&buf[..n]).unwrap();
+            }
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for _ in 0..iters {
+                a.send_bytes(&buf).unwrap();
+                a.recv_bytes_into(&mut buf, 0).unwrap();
+            }
+        },
+    )
+}
+
+fn rt_shmkit_sleeping(iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (a, b) = Pipe::duplex().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = [0u8; 8];
+            for _ in 0..iters {
+                b.recv_bytes_into(&mut buf, 0).unwrap();
+                busy_work(WORK);
+                b.send_bytes(&buf).unwrap();
+            }
+        },
+        || {
+            let mut buf = [0u8; 8];
+            for _ in 0..iters {
+                a.send_bytes(&buf).unwrap();
+                a.recv_bytes_into(&mut buf, 0).unwrap();
+                busy_work(WORK);
+            }
+        },
+    )
+}
+
+fn tp_shmkit(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                rx.recv_bytes_into(&mut buf, 0).unwrap();
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
+type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
+
+fn main() {
+    shmkit::process::init();
+    let k64 = 64 << 10;
+    let m16 = 16 << 20;
+    let groups: Vec<(&str, Vec<Variant>, u64, Option<usize>)> = vec![
+        (
+            "round trip 8 B",
+            vec![
+                ("shared-atomic floor", Box::new(rt_floor)),
+                ("shmkit busy-poll", Box::new(|n| rt_shmkit(true, 8, n))),
+                ("shmkit blocking", Box::new(|n| rt_shmkit(false, 8, n))),
+                ("pipe(2)", Box::new(|n| rt_fd(false, 8, n))),
+                ("unix socketpair", Box::new(|n| rt_fd(true, 8, n))),
+            ],
+            20_000,
+            None,
+        ),
+        (
+            "round trip 4 KiB",
+            vec![
+                ("shared-atomic floor (8 B)", Box::new(rt_floor)),
+                ("shmkit busy-poll", Box::new(|n| rt_shmkit(true, 4096, n))),
+                ("shmkit blocking", Box::new(|n| rt_shmkit(false, 4096, n))),
+                ("pipe(2)", Box::new(|n| rt_fd(false, 4096, n))),
+                ("unix socketpair", Box::new(|n| rt_fd(true, 4096, n))),
+            ],
+            20_000,
+            None,
+        ),
+        (
+            "round trip 8 B, both sides sleep (incl. 2x200us work)",
+            vec![
+                ("bare futex ping-pong", Box::new(rt_futex_sleeping)),
+                ("shmkit blocking", Box::new(rt_shmkit_sleeping)),
+            ],
+            1_000,
+            None,
+        ),
+        (
+            "one-way 64 KiB messages",
+            vec![
+                ("minimal shm ring", Box::new(move |n| tp_min_ring(k64, n))),
+                ("shmkit", Box::new(move |n| tp_shmkit(k64, n))),
+                ("pipe(2)", Box::new(move |n| tp_fd(false, k64, n))),
+                ("unix socketpair", Box::new(move |n| tp_fd(true, k64, n))),
+            ],
+            20_000,
+            Some(k64),
+        ),
+        (
+            "one-way 16 MiB messages",
+            vec![
+                ("shmkit", Box::new(move |n| tp_shmkit(m16, n))),
+                (
+                    "minimal shm ring (64 KiB slots)",
+                    Box::new(move |n| tp_min_ring(k64, n * 256)),
+                ),
+            ],
+            40,
+            Some(m16),
+        ),
+    ];
+
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(10);
+    for (name, vs, _, _) in &groups {
+        let mut g = c.benchmark_group(*name);
+        for (vname, f) in vs {
+            g.bench_function(BenchmarkId::from_parameter(vname), |b| b.iter_custom(f));
+        }
+        g.finish();
+    }
+    c.final_summary();
+
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    println!("\n== pipe summary (median of 5 runs; ratio = variant / first row)");
+    for (name, vs, n, bytes) in &groups {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        println!("-- {name} ({n} iterations per run)");
+        let mut first = None;
+        for (vname, f) in vs {
+            let mut runs: Vec<f64> = (0..5)
+                .map(|_| f(*n).as_nanos() as f64 / *n as f64)
+                .collect();
+            runs.sort_by(|a, b| a.total_cmp(b));
+            let ns = runs[2];
+            let base = *first.get_or_insert(ns);
+            let extra = match bytes {
+                Some(b) => format!("  {:.2} GB/s", *b as f64 / ns),
+                None if name.contains("sleep") => {
+                    format!(
+                        "  overhead {:.1} us",
+                        (ns - 2.0 * WORK.as_nanos() as f64) / 1e3
+                    )
+                }
+                None => String::new(),
+            };
+            println!(
+                "   {vname:<32} {ns:>12.1} ns/iter   ratio {:.2}{extra}",
+                ns / base
+            );
+        }
+    }
+}
