@@ -11,7 +11,8 @@
 //!   same with the answer delayed by 150 µs of work, so the requester must sleep.
 //!
 //! `cargo bench --bench sync` runs criterion (short measurement times), then prints a
-//! summary table with the ratios (median of 5 fixed-size runs per variant).
+//! summary table with the ratios (median of 7 fixed-size runs per variant, the
+//! variants of a group interleaved run by run).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{BenchmarkId, Criterion};
@@ -264,6 +265,9 @@ fn time_loop(n: u64, f: impl Fn()) -> Duration {
     t.elapsed()
 }
 
+/// Runs per variant in the summary.
+const RUNS: usize = 7;
+
 type Variant<'a> = (&'a str, Box<dyn Fn(u64) -> Duration + 'a>);
 
 fn main() {
@@ -380,16 +384,29 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    println!("\n== sync summary (median of 5 runs; ratio = variant / first row)");
+    // Positional arguments filter the summary like they filter criterion's benches.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    println!("\n== sync summary (median of {RUNS} interleaved runs; ratio = variant / first row)");
     for (name, vs, n) in &groups {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         println!("-- {name} ({n} iterations per run)");
+        // Interleave the variants run by run, so load drift on a shared machine hits
+        // all of them alike; report each one's median.
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); vs.len()];
+        for _ in 0..RUNS {
+            for (i, (_, f)) in vs.iter().enumerate() {
+                runs[i].push(f(*n).as_nanos() as f64 / *n as f64);
+            }
+        }
         let mut first = None;
-        for (vname, f) in vs {
-            let mut runs: Vec<f64> = (0..5)
-                .map(|_| f(*n).as_nanos() as f64 / *n as f64)
-                .collect();
-            runs.sort_by(|a, b| a.total_cmp(b));
-            let ns = runs[2];
+        for ((vname, _), mut r) in vs.iter().zip(runs) {
+            r.sort_by(|a, b| a.total_cmp(b));
+            let ns = r[r.len() / 2];
             let base = *first.get_or_insert(ns);
             let extra = if name.starts_with("2 processes") {
                 format!("  ({:.2} M ops/s total)", 2.0 * 1e3 / ns)

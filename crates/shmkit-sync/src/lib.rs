@@ -12,6 +12,16 @@
 //! [`Token`](shmkit_segment::Token) (the handles are themselves `Serialize` +
 //! `Deserialize` through their token).
 //!
+//! | Python | handle | raw (in any mapping) |
+//! |---|---|---|
+//! | `Lock` | [`Lock`], [`Mutex<T>`] (with plain data) | [`RawMutex`] |
+//! | `RLock` | [`RLock`] | [`RawRLock`] |
+//! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`], [`BoundedSemaphore`] | [`RawSemaphore`] |
+//! | `Event`, `connection.wait` | [`Event`], [`wait_any`] | [`RawEvent`], [`wait_any_raw`] |
+//! | `Condition` | [`Condition`] / [`CondGuard`] | [`RawCondition`] + [`RawMutex`] |
+//! | `Barrier` | [`Barrier`] | [`RawBarrier`] |
+//! | — | the wait policy and [`futex::EventCount`] for other crates | [`futex`] |
+//!
 //! Fast paths are one atomic RMW and no system call; waits spin adaptively, then
 //! sleep on shared futexes with absolute deadlines. Locks are robust: when a holder
 //! is killed the next locker gets [`LockError::OwnerDied`] with the guard (see

@@ -6,7 +6,7 @@ use crate::{Error, Result};
 use shmkit_segment::shim::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// The deepest recursion an [`RLock`] allows (a bound, so the count cannot wrap).
+/// The deepest recursion an [`RLock`](crate::RLock) allows (a bound, so the count cannot wrap).
 pub const MAX_RECURSION: u32 = 1 << 20;
 
 /// A robust re-entrant lock for shared memory: `#[repr(C)]`, 24 bytes, align 8,
