@@ -102,6 +102,7 @@ impl RawSemaphore {
         self.bound.store(bound.unwrap_or(0), Ordering::Relaxed);
     }
 
+    #[inline]
     fn limit(&self) -> u32 {
         // Relaxed: constant after initialisation.
         if self.bounded.load(Ordering::Relaxed) != 0 {
@@ -130,10 +131,13 @@ impl RawSemaphore {
     }
 
     /// Takes a permit, waiting until `deadline`; false if it passed.
+    #[inline]
     pub fn acquire_until(&self, deadline: Deadline) -> bool {
-        if self.try_acquire() {
-            return true;
-        }
+        self.try_acquire() || self.acquire_slow(deadline)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, deadline: Deadline) -> bool {
         let started = futex::now();
         if !deadline.is_expired() && futex::spin_until(deadline, || self.try_acquire()) {
             return true;
@@ -187,6 +191,7 @@ impl RawSemaphore {
     }
 
     /// Takes a permit, blocking as long as needed.
+    #[inline]
     pub fn acquire(&self) {
         self.acquire_until(Deadline::NEVER);
     }
