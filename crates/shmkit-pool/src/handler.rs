@@ -116,9 +116,6 @@ pub(crate) struct Worker {
     stop_sent: bool,
     /// Killed because it broke the protocol.
     killed: bool,
-    /// Since when the first task in flight has been at the head of the queue (about
-    /// when the worker began it).
-    head_since: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -211,7 +208,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: Config, pool: PoolShm, cb_tx: Sender<CbJob>) -> Result<Self> {
+    pub(crate) fn new(cfg: Config, pool: PoolShm) -> Result<Self> {
         let pool_token = pool.token()?;
         Ok(Shared {
             inner: Mutex::new(Inner {
@@ -221,7 +218,7 @@ impl Shared {
                 backlog: VecDeque::new(),
                 pending: HashMap::new(),
                 workers: Vec::new(),
-                cb_tx: Some(cb_tx),
+                cb_tx: None,
                 rx_buf: Vec::new(),
                 started: 0,
                 start_error: None,
@@ -253,8 +250,7 @@ pub(crate) struct Inner {
     /// Why the last replacement failed to start (retried on the next check).
     start_error: Option<String>,
     pool_token: shmkit_segment::Token,
-    /// Moving average of how long a task takes (from reaching the head of its
-    /// worker's queue to its result), for the dispatch policy.
+    /// Moving average of how long a task runs in a worker, for the dispatch policy.
     avg_task_ns: u64,
 }
 
@@ -293,6 +289,13 @@ fn finish(cb_tx: Option<&Sender<CbJob>>, slot: Arc<Slot>, cb: Option<CallbackFn>
 }
 
 impl Inner {
+    /// Hands callbacks to this thread from now on (unless the pool has ended).
+    pub(crate) fn set_callback_sender(&mut self, tx: Sender<CbJob>) {
+        if self.state != State::Done {
+            self.cb_tx = Some(tx);
+        }
+    }
+
     /// `Ok` when tasks may be submitted.
     pub(crate) fn accepting(&self) -> Result<()> {
         if let Some(f) = &self.broken {
@@ -386,9 +389,6 @@ impl Inner {
                 break;
             };
             let w = &mut self.workers[i];
-            if w.inflight.is_empty() {
-                w.head_since = Instant::now();
-            }
             w.inflight.push_back(t);
             w.assigned += 1;
             any = true;
@@ -427,7 +427,13 @@ impl Inner {
 
     fn on_result(&mut self, i: usize, m: &[u8]) {
         let w = &mut self.workers[i];
-        let Some((id, status, payload)) = wire::parse_result(m) else {
+        let Some(wire::ResultMsg {
+            id,
+            status,
+            micros,
+            payload,
+        }) = wire::parse_result(m)
+        else {
             w.kill();
             return;
         };
@@ -445,9 +451,8 @@ impl Inner {
         w.inflight.pop_front();
         w.sent -= 1;
         w.received += 1;
-        let now = Instant::now();
-        let took = u64::try_from(now.duration_since(w.head_since).as_nanos()).unwrap_or(u64::MAX);
-        w.head_since = now;
+        // The worker's own measure of the run time: queueing and wake-ups excluded.
+        let took = u64::from(micros) * 1000;
         self.avg_task_ns = (self.avg_task_ns / 8)
             .saturating_mul(7)
             .saturating_add(took / 8);
@@ -559,7 +564,6 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
         stop_queued: false,
         stop_sent: false,
         killed: false,
-        head_since: Instant::now(),
     })
 }
 

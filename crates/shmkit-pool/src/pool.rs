@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
 /// travel in fragments).
-pub const DEFAULT_RING_BYTES: usize = 256 * 1024;
+pub const DEFAULT_RING_BYTES: usize = 64 * 1024;
 /// Default number of tasks queued to one worker ahead of the one it runs.
 pub const DEFAULT_PREFETCH: usize = 8;
 
@@ -219,8 +219,7 @@ impl Pool {
 
     fn start(cfg: Config) -> Result<Pool> {
         let pool_shm = PoolShm::create()?;
-        let (cb_tx, cb_rx) = std::sync::mpsc::channel::<handler::CbJob>();
-        let sh = Arc::new(handler::Shared::new(cfg, pool_shm, cb_tx)?);
+        let sh = Arc::new(handler::Shared::new(cfg, pool_shm)?);
         // Fork the first workers before this pool starts any thread.
         {
             let mut g = lock(&sh.inner);
@@ -229,20 +228,6 @@ impl Pool {
                 g.workers.push(w);
             }
         }
-        let callbacks = std::thread::Builder::new()
-            .name("shmkit-pool-callbacks".into())
-            .spawn(move || handler::callback_main(&cb_rx))
-            .map_err(|source| Error::Os {
-                op: "spawning the callback thread",
-                source,
-            });
-        let callbacks = match callbacks {
-            Ok(c) => c,
-            Err(e) => {
-                handler::kill_all(&sh);
-                return Err(e);
-            }
-        };
         let sh2 = Arc::clone(&sh);
         let h = std::thread::Builder::new()
             .name("shmkit-pool-handler".into())
@@ -262,7 +247,7 @@ impl Pool {
             sh,
             threads: Mutex::new(Threads {
                 handler: Some(handler),
-                callbacks: Some(callbacks),
+                callbacks: None,
             }),
             owner: std::process::id(),
         })
@@ -277,6 +262,25 @@ impl Pool {
     /// milliseconds; during that time a pid may be missing or stale).
     pub fn worker_pids(&self) -> Vec<u32> {
         lock(&self.sh.inner).workers.iter().map(|w| w.pid).collect()
+    }
+
+    /// Starts the callback thread on first need (pools without callbacks have none).
+    fn callback_thread(&self) -> Result<()> {
+        let mut t = lock(&self.threads);
+        if t.callbacks.is_some() || t.handler.is_none() {
+            return Ok(());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<handler::CbJob>();
+        let h = std::thread::Builder::new()
+            .name("shmkit-pool-callbacks".into())
+            .spawn(move || handler::callback_main(&rx))
+            .map_err(|source| Error::Os {
+                op: "spawning the callback thread",
+                source,
+            })?;
+        t.callbacks = Some(h);
+        lock(&self.sh.inner).set_callback_sender(tx);
+        Ok(())
     }
 
     pub(crate) fn submit(&self, tasks: Vec<(Vec<u8>, Sink)>) -> Result<()> {
@@ -335,6 +339,9 @@ impl Pool {
     {
         let msg = message(code::task_one(f)?, &arg)?;
         let slot = Arc::new(Slot::default());
+        if !callbacks.is_empty() {
+            self.callback_thread()?;
+        }
         let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
         self.submit(vec![(
             msg,
@@ -361,6 +368,9 @@ impl Pool {
             .unwrap_or_else(|| default_chunksize(items.len(), self.processes()))
             .max(1);
         let slot = Arc::new(Slot::default());
+        if !callbacks.is_empty() {
+            self.callback_thread()?;
+        }
         let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_concat::<R>));
         let nchunks = items.len().div_ceil(cs);
         let map = handler::MapState::new(nchunks, Arc::clone(&slot), cb);

@@ -2,7 +2,7 @@
 //!
 //! Task (parent → worker): `[id u64][code: CodeRef, postcard][argument bytes]`; the
 //! id [`STOP`] asks the worker to exit. Result (worker → parent):
-//! `[id u64][status u8][payload]`: status [`OK`] with the encoded result, or a
+//! `[id u64][status u8][run time u32 µs][payload]`: status [`OK`] with the encoded result, or a
 //! failure status with a UTF-8 message; the id [`INIT_FAILED`] reports a failed
 //! initializer. A message longer than a ring record travels as fragments flagged
 //! `FIRST` … `LAST` (the rings' own fragment flags).
@@ -22,18 +22,42 @@ pub(crate) const PANICKED: u8 = 1;
 /// Result status: the task could not run or transfer its values; the payload says why.
 pub(crate) const FAILED: u8 = 2;
 
-/// Splits a result message into (id, status, payload).
-pub(crate) fn parse_result(msg: &[u8]) -> Option<(u64, u8, &[u8])> {
-    let id = u64::from_le_bytes(msg.get(..8)?.try_into().ok()?);
-    let status = *msg.get(8)?;
-    Some((id, status, &msg[9..]))
+/// A parsed result message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ResultMsg<'a> {
+    pub(crate) id: u64,
+    pub(crate) status: u8,
+    /// How long the task ran in the worker, in microseconds (saturating).
+    pub(crate) micros: u32,
+    pub(crate) payload: &'a [u8],
 }
 
-/// Starts a result message for task `id`.
+const RESULT_HEADER: usize = 13;
+
+/// Splits a result message.
+pub(crate) fn parse_result(msg: &[u8]) -> Option<ResultMsg<'_>> {
+    Some(ResultMsg {
+        id: u64::from_le_bytes(msg.get(..8)?.try_into().ok()?),
+        status: *msg.get(8)?,
+        micros: u32::from_le_bytes(msg.get(9..RESULT_HEADER)?.try_into().ok()?),
+        payload: &msg[RESULT_HEADER..],
+    })
+}
+
+/// Starts a result message for task `id` (run time 0 until [`set_run_time`]).
 pub(crate) fn result_header(id: u64, status: u8, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&id.to_le_bytes());
     out.push(status);
+    out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+/// Records the task's run time in a result message made by [`result_header`].
+pub(crate) fn set_run_time(out: &mut [u8], took: std::time::Duration) {
+    let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+    if let Some(b) = out.get_mut(9..RESULT_HEADER) {
+        b.copy_from_slice(&micros.to_le_bytes());
+    }
 }
 
 /// Sends messages in order, fragmenting them, without ever blocking: what does not
@@ -190,6 +214,15 @@ mod tests {
         let mut m = Vec::new();
         result_header(7, OK, &mut m);
         m.extend_from_slice(b"xy");
-        assert_eq!(parse_result(&m), Some((7, OK, &b"xy"[..])));
+        set_run_time(&mut m, std::time::Duration::from_micros(5));
+        assert_eq!(
+            parse_result(&m),
+            Some(ResultMsg {
+                id: 7,
+                status: OK,
+                micros: 5,
+                payload: &b"xy"[..]
+            })
+        );
     }
 }

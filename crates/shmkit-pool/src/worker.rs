@@ -40,7 +40,7 @@ pub(crate) struct Boot {
 pub(crate) fn worker_main(boot: Boot) -> i32 {
     // Task panics are reported to the parent as results; keep stderr quiet.
     std::panic::set_hook(Box::new(|_| {}));
-    match run(&boot) {
+    match serve(&boot) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("shmkit-pool worker {}: {e}", std::process::id());
@@ -65,6 +65,12 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `code` and appends the outcome to `out` (which holds a result header).
 fn call(id: u64, code: CodeRef, args: &[u8], out: &mut Vec<u8>) {
+    let start = std::time::Instant::now();
+    run(id, code, args, out);
+    wire::set_run_time(out, start.elapsed());
+}
+
+fn run(id: u64, code: CodeRef, args: &[u8], out: &mut Vec<u8>) {
     wire::result_header(id, OK, out);
     match catch_unwind(AssertUnwindSafe(|| code.call(args, out))) {
         Ok(Ok(())) => {}
@@ -128,7 +134,7 @@ impl Me<'_> {
     }
 }
 
-fn run(boot: &Boot) -> Result<i32> {
+fn serve(boot: &Boot) -> Result<i32> {
     let pool = PoolShm::open(&boot.pool)?;
     let (shm, mut ends) = WorkerShm::open(&boot.shm)?;
     let me = Me {
@@ -140,7 +146,7 @@ fn run(boot: &Boot) -> Result<i32> {
     if let Some(init) = &boot.init {
         let mut out = Vec::new();
         call(INIT_FAILED, init.code, &init.arg, &mut out);
-        if wire::parse_result(&out).is_some_and(|(_, status, _)| status != OK) {
+        if wire::parse_result(&out).is_some_and(|r| r.status != OK) {
             me.send(&mut ends.results, &mut q, out)?;
             return Ok(EXIT_INIT_FAILED);
         }
