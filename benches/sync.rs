@@ -50,24 +50,27 @@ impl Shm {
     fn new() -> Self {
         let seg = Segment::create_anonymous(Kind::RAW, 4096).expect("segment");
         let s = Shm { seg };
-        // SAFETY: OFF_PTHREAD..+64 is inside the zeroed, page-backed mapping, aligned
-        // to 64, and nothing else uses it; the attribute object lives on this stack.
-        unsafe {
-            let m = s.ptr(OFF_PTHREAD).cast::<libc::pthread_mutex_t>();
-            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-            assert_eq!(libc::pthread_mutexattr_init(&mut attr), 0);
-            assert_eq!(
-                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
-                0
-            );
-            assert_eq!(
-                libc::pthread_mutexattr_setrobust(&mut attr, PTHREAD_MUTEX_ROBUST),
-                0
-            );
-            assert_eq!(libc::pthread_mutex_init(m, &attr), 0);
-            libc::pthread_mutexattr_destroy(&mut attr);
-            assert_eq!(libc::sem_init(s.ptr(OFF_POSIX_SEM).cast(), 1, 0), 0);
-        }
+        let m = s.ptr(OFF_PTHREAD).cast::<libc::pthread_mutex_t>();
+        // SAFETY: an all-zero pthread_mutexattr_t is a valid value to pass to init.
+        let mut attr: libc::pthread_mutexattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `attr` is a live, writable attribute object on this stack.
+        assert_eq!(unsafe { libc::pthread_mutexattr_init(&mut attr) }, 0);
+        // SAFETY: as above, initialised.
+        let r =
+            unsafe { libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED) };
+        assert_eq!(r, 0);
+        // SAFETY: as above.
+        let r = unsafe { libc::pthread_mutexattr_setrobust(&mut attr, PTHREAD_MUTEX_ROBUST) };
+        assert_eq!(r, 0);
+        // SAFETY: `m` points at 64 zeroed, 64-aligned bytes of the live shared mapping
+        // that nothing else uses (a pthread_mutex_t is 40 bytes).
+        assert_eq!(unsafe { libc::pthread_mutex_init(m, &attr) }, 0);
+        // SAFETY: `attr` was initialised above and is not used afterwards.
+        unsafe { libc::pthread_mutexattr_destroy(&mut attr) };
+        let sem = s.ptr(OFF_POSIX_SEM).cast::<libc::sem_t>();
+        // SAFETY: 64 zeroed, aligned, unused bytes of the shared mapping (sem_t is 32).
+        let r = unsafe { libc::sem_init(sem, 1, 0) };
+        assert_eq!(r, 0);
         s
     }
 
@@ -373,9 +376,7 @@ fn main() {
     for (name, vs, _) in &groups {
         let mut g = c.benchmark_group(*name);
         for (vname, f) in vs {
-            g.bench_function(BenchmarkId::from_parameter(vname), |b| {
-                b.iter_custom(|iters| f(iters))
-            });
+            g.bench_function(BenchmarkId::from_parameter(vname), |b| b.iter_custom(f));
         }
         g.finish();
     }
