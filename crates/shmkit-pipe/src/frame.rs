@@ -58,11 +58,12 @@ pub trait RecvHooks {
 
 /// How a sender blocks.
 pub trait SendHooks {
-    /// Waits until the ring has room for a record of `len` payload bytes.
+    /// Waits until the ring has room for a record of `len` payload bytes; `room()`
+    /// checks that exactly (a trial reservation that publishes nothing).
     ///
     /// # Errors
     /// [`Error::Closed`] when the peer closed everywhere; [`Error::Timeout`].
-    fn wait_space(&mut self, len: usize) -> Result<()>;
+    fn wait_space(&mut self, len: usize, room: &mut dyn FnMut() -> bool) -> Result<()>;
     /// A record was published (wake a receiver).
     fn committed(&mut self);
 }
@@ -123,7 +124,8 @@ fn put(
             Err(shmkit_ring::Error::Full(())) => {}
             Err(e) => return Err(e.into()),
         }
-        hooks.wait_space(len)?;
+        let mut room = || prod.reserve(len, flags).is_ok();
+        hooks.wait_space(len, &mut room)?;
     }
 }
 

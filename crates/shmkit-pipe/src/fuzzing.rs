@@ -74,7 +74,8 @@ pub fn recv_input(data: &[u8]) -> Outcome {
             dst.store(*src, Ordering::Relaxed);
         }
     }
-    let mut cons = match Consumer::attach(&seg, region) {
+    // Shared mode, as pipes use it: indices are re-read (and checked) on every call.
+    let mut cons = match Consumer::attach_shared(&seg, region) {
         Ok(c) => c,
         Err(e) => {
             out.end = format!("attach: {e}");

@@ -121,7 +121,7 @@ pub(crate) struct TxHooks<'a> {
 }
 
 impl SendHooks for TxHooks<'_> {
-    fn wait_space(&mut self, len: usize) -> Result<()> {
+    fn wait_space(&mut self, len: usize, _room: &mut dyn FnMut() -> bool) -> Result<()> {
         let ec = &self.pipe.ctl().space[self.ring].ec;
         let (pipe, ring, peer) = (self.pipe, self.ring, self.peer);
         block_until(pipe, ec, peer, self.busy, Deadline::NEVER, || {
