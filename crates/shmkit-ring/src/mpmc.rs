@@ -42,7 +42,7 @@ use crate::owner::{Liveness, OwnerId};
 use crate::raw::{Mem, SlotCtl};
 use crate::us;
 use bytemuck::Pod;
-use shmkit_segment::shim::atomic::Ordering;
+use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
 use shmkit_segment::shim::spin_loop;
 use std::ptr::NonNull;
 
@@ -413,15 +413,16 @@ impl Mpmc {
 
     fn push_raw(&self, src: &[u8]) -> Result<()> {
         let h = self.mem.header();
+        let tail = &h.tail.0;
+        // Acquire: pairs with the AcqRel CASes that advance `tail`, so the stamp we
+        // read next is at least the one that made `tail` move.
+        let mut t = tail.load(Ordering::Acquire);
         for tries in 0..self.max_tries() {
             if tries > 0 {
                 // Lost a race (or helped someone): back off a little before looking
                 // again (under loom: let the other threads run).
                 spin_loop();
             }
-            // Acquire: pairs with the AcqRel CASes that advance `tail`, so the stamp
-            // we read next is at least the one that made `tail` move.
-            let t = h.tail.0.load(Ordering::Acquire);
             let i = us(t & self.mask);
             let c = self.mem.ctl(i);
             // Acquire: pairs with the consumer's Release store of EMPTY(t) (its reads of
@@ -429,8 +430,12 @@ impl Mpmc {
             let s = c.stamp.load(Ordering::Acquire);
             check_stamp(s, i, self.mask)?;
             let d = lap_diff(s, t);
-            if d > 0 {
-                continue; // `t` is stale
+            if d > 0 || (d == 0 && s & STATE_MASK != EMPTY) {
+                // Position t was claimed already (`t` is stale, or its claimant has not
+                // moved `tail` yet): help move `tail` past it; the CAS also hands us
+                // the current value.
+                t = help(tail, t);
+                continue;
             }
             if d < 0 {
                 // The previous lap is still in the slot: full, unless its holder died.
@@ -442,17 +447,6 @@ impl Mpmc {
                     }
                 }
                 return Err(Error::Full(()));
-            }
-            if s & STATE_MASK != EMPTY {
-                // Someone claimed position t: help move `tail` past it.
-                // AcqRel: continues the release sequence of `tail` (see above).
-                let _ = h.tail.0.compare_exchange(
-                    t,
-                    t.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-                continue;
             }
             if let Err(holder) = self.lock(c) {
                 match self.wait_or_repair(c, s, holder) {
@@ -470,13 +464,8 @@ impl Mpmc {
             // published by the Release store of FULL below.
             c.stamp.store(mk(t, WRITING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
-            // AcqRel: see the helping CAS above. Failure: a helper moved it already.
-            let _ = h.tail.0.compare_exchange(
-                t,
-                t.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // Move `tail` past t (a helper may have done it already).
+            help(tail, t);
             self.crash_at(CrashPoint::AfterIndex)?;
             // SAFETY: we hold slot i's lock in state WRITING: no one else accesses its
             // payload until we store FULL and unlock.
@@ -494,12 +483,13 @@ impl Mpmc {
 
     fn pop_raw(&self, dst: &mut [u8]) -> Result<()> {
         let h = self.mem.header();
+        let head = &h.head.0;
+        // Acquire: pairs with the AcqRel CASes that advance `head`.
+        let mut hd = head.load(Ordering::Acquire);
         for tries in 0..self.max_tries() {
             if tries > 0 {
                 spin_loop(); // as in `push_raw`
             }
-            // Acquire: pairs with the AcqRel CASes that advance `head`.
-            let hd = h.head.0.load(Ordering::Acquire);
             let i = us(hd & self.mask);
             let c = self.mem.ctl(i);
             // Acquire: pairs with the producer's Release store of FULL(hd).
@@ -509,13 +499,7 @@ impl Mpmc {
             let state = s & STATE_MASK;
             if d > 0 || (d == 0 && state == READING) {
                 // Position hd was claimed by another consumer: help move `head`.
-                // AcqRel: continues the release sequence of `head`.
-                let _ = h.head.0.compare_exchange(
-                    hd,
-                    hd.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                hd = help(head, hd);
                 continue;
             }
             if d < 0 || state == EMPTY || state == WRITING {
@@ -545,13 +529,8 @@ impl Mpmc {
             // Relaxed: only helpers read READING, to move `head`.
             c.stamp.store(mk(hd, READING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
-            // AcqRel: see the helping CAS above. Failure: a helper moved it already.
-            let _ = h.head.0.compare_exchange(
-                hd,
-                hd.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            // Move `head` past hd (a helper may have done it already).
+            let next = help(head, hd);
             self.crash_at(CrashPoint::AfterIndex)?;
             if state == FULL {
                 // SAFETY: we hold slot i's lock in state READING: no producer writes it
@@ -569,6 +548,7 @@ impl Mpmc {
                 return Ok(());
             }
             // A dead producer's slot was discarded: look at the next position.
+            hd = next;
         }
         self.gave_up(Error::Empty)
     }
@@ -586,6 +566,24 @@ impl Mpmc {
             return Err(corrupt("tail and head more than a lap apart"));
         }
         Err(transient)
+    }
+}
+
+/// Moves the index `idx` from `cur` to `cur + 1` unless someone did; returns the
+/// value now current (a CAS reads the latest value, so loops never spin on a stale
+/// index).
+#[inline]
+fn help(idx: &AtomicU64, cur: u64) -> u64 {
+    // AcqRel: continues the index's release sequence (paired with the Acquire loads of
+    // it). Failure Acquire: the fresh value we continue from.
+    match idx.compare_exchange(
+        cur,
+        cur.wrapping_add(1),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => cur.wrapping_add(1),
+        Err(now) => now,
     }
 }
 
