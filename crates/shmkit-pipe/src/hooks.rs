@@ -13,6 +13,9 @@ pub const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
 /// Busy-poll mode: iterations between clock reads.
 const BUSY_CHECK: u32 = 256;
+/// Busy-poll mode: rounds of [`BUSY_CHECK`] spins (some tens of microseconds) after
+/// which each round also yields the CPU, so that a peer sharing this core can run.
+const BUSY_ROUNDS_BEFORE_YIELD: u32 = 16;
 
 /// Waits until `ready()` or `deadline`, by spinning (`busy`) or spin-then-sleep on the
 /// event count `ec`; sweeps `peer`'s dead holders every slice. Returns `false` on
@@ -30,7 +33,12 @@ pub(crate) fn block_until(
     }
     if busy {
         let mut slice_end = Deadline::after(LIVENESS_SLICE);
+        let mut rounds = 0u32;
         loop {
+            rounds = rounds.saturating_add(1);
+            if rounds > BUSY_ROUNDS_BEFORE_YIELD {
+                shmkit_segment::shim::yield_now();
+            }
             for _ in 0..BUSY_CHECK {
                 shmkit_segment::shim::spin_loop();
                 if ready() {
