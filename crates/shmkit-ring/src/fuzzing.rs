@@ -39,9 +39,11 @@ impl Area {
         let base = self.ptr().as_ptr();
         for (k, &b) in data.iter().enumerate() {
             let off = from + (at + k) % span;
-            // SAFETY: off < len <= the blocks' bytes; no ring operation runs while we
-            // write (single-threaded), as a peer's write between our operations.
-            unsafe { base.add(off).write(b) };
+            // SAFETY: off < len <= the blocks' bytes, so the pointer stays inside.
+            let p = unsafe { base.add(off) };
+            // SAFETY: in bounds (above); no ring operation runs while we write
+            // (single-threaded), as a peer's write between our operations.
+            unsafe { p.write(b) };
         }
     }
 }

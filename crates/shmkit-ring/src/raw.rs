@@ -1,4 +1,4 @@
-//! The shared layout (header, slot control words) and [`Mem`], the one place that
+//! The shared layout (header, slot control words) and `Mem`, the one place that
 //! turns raw pointers into the header, slot words and payload bytes.
 //!
 //! Everything unsafe about addressing shared memory lives here; the algorithms in

@@ -125,7 +125,7 @@ proptest! {
         for (kind, len, seed) in ops {
             match kind {
                 0 | 1 => {
-                    let msg: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+                    let msg: Vec<u8> = (0..len).map(|i| u8::try_from(i % 256).unwrap().wrapping_mul(31) ^ seed).collect();
                     let flags = u16::from(seed) & 3;
                     let total = 8 + ((len as u64 + 7) & !7);
                     let contig = cap - (tail % cap);
@@ -181,7 +181,7 @@ proptest! {
     #[test]
     fn mpmc_threads_exactly_once_fifo(cap_log in 0u32..5, producers in 1u64..4, consumers in 1usize..3, per in 1u64..3000) {
         let q = mpmc::new(&RingConfig::mpmc_of::<u64>(1 << cap_log).unwrap()).unwrap();
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let done = std::sync::Arc::new(shmkit_segment::shim::atomic::AtomicU64::new(0));
         let ps: Vec<_> = (0..producers).map(|p| {
             let (q, done) = (q.clone(), done.clone());
             std::thread::spawn(move || {
@@ -189,7 +189,7 @@ proptest! {
                     let mut v = (p << 32) | i;
                     while let Err(e) = q.try_push(v) { v = e.into_item().unwrap(); std::thread::yield_now(); }
                 }
-                done.fetch_add(1, std::sync::atomic::Ordering::Release);
+                done.fetch_add(1, shmkit_segment::shim::atomic::Ordering::Release);
             })
         }).collect();
         let cs: Vec<_> = (0..consumers).map(|_| {
@@ -200,7 +200,7 @@ proptest! {
                     match q.try_pop::<u64>() {
                         Ok(v) => got.push(v),
                         Err(Error::Empty) => {
-                            if done.load(std::sync::atomic::Ordering::Acquire) == producers && q.is_empty() {
+                            if done.load(shmkit_segment::shim::atomic::Ordering::Acquire) == producers && q.is_empty() {
                                 if let Ok(v) = q.try_pop::<u64>() { got.push(v); continue; }
                                 return got;
                             }
