@@ -325,11 +325,13 @@ fn block<R>(
             futex::note_slept(started);
             return Ok(r);
         }
-        if deadline.is_expired() {
-            return Err(on_timeout());
-        }
+        // Disconnection before the deadline: a blocking call with nobody left
+        // reports that, however short its timeout.
         if peers.others(thorough) == 0 {
             return Err(Error::Disconnected);
+        }
+        if deadline.is_expired() {
+            return Err(on_timeout());
         }
         // A slice that ends without a notification makes the next check thorough.
         thorough = !ec.wait(key, slice_end(deadline));
