@@ -14,7 +14,7 @@
 //! within a few tens of microseconds, spinning is far cheaper than sleeping. The
 //! spin budget is per thread and adapts to what the thread observes:
 //!
-//! * it starts at [`INITIAL_SPIN`] and stays within [`MIN_SPIN`]..=[`MAX_SPIN`];
+//! * it starts at [`INITIAL_SPIN`] and stays within [`MIN_SPIN`] (none)..=[`MAX_SPIN`];
 //! * a spin that succeeds after `t` raises the budget to at least `2t`;
 //! * a wait that had to sleep halves it: when the peer runs on our core, spinning
 //!   only delays it (measured: a rule that *raised* the budget after short sleeps
@@ -39,14 +39,15 @@ pub use shmkit_segment::shim::futex::WaitAny;
 pub use shmkit_segment::shim::time::Deadline;
 use std::time::Duration;
 
-/// Shortest spin budget.
-pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// Shortest spin budget: none (a thread whose spins keep failing goes straight to
+/// sleep, except for the periodic probes).
+pub const MIN_SPIN: Duration = Duration::ZERO;
 /// Spin budget of a thread that has not waited yet.
 pub const INITIAL_SPIN: Duration = Duration::from_micros(10);
 /// Longest spin budget (longer than one cross-core wake-up, ~30 µs).
 pub const MAX_SPIN: Duration = Duration::from_micros(60);
 /// One spin in this many uses the full [`MAX_SPIN`] budget (a probe).
-pub const PROBE_EVERY: u32 = 128;
+pub const PROBE_EVERY: u32 = 256;
 
 #[cfg(not(shmkit_loom))]
 mod adapt {
@@ -83,7 +84,11 @@ mod adapt {
         }
     }
 
+    /// Budgets below this do not spin at all (one clock read costs ~20 ns).
+    const FLOOR: u64 = 250;
+
     pub(super) fn set(v: u64) {
+        let v = if v < FLOOR { 0 } else { v };
         BUDGET.with(|b| b.set(v.clamp(MIN, MAX)));
     }
 }
@@ -117,6 +122,9 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
             return true;
         }
         let budget = adapt::next_budget();
+        if budget == 0 {
+            return false;
+        }
         let start = now_nanos();
         let end = start.saturating_add(budget).min(deadline.as_nanos());
         while now_nanos() < end {
