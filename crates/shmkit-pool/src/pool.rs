@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
 /// travel in fragments).
-pub const DEFAULT_RING_BYTES: usize = 64 * 1024;
+pub const DEFAULT_RING_BYTES: usize = 128 * 1024;
 /// Default number of tasks queued to one worker ahead of the one it runs.
 pub const DEFAULT_PREFETCH: usize = 8;
 
