@@ -134,3 +134,38 @@ proptest! {
         prop_assert_eq!(all, want);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Shared memory is untrusted: random bytes written anywhere into a queue's data
+    /// area (control block, ring header, slots) make operations fail with errors or
+    /// return items, never panic, hang or read out of bounds.
+    #[test]
+    fn corrupt_memory_gives_errors_not_panics(
+        items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..6),
+        writes in proptest::collection::vec((0usize..4096, any::<u64>()), 1..8),
+    ) {
+        let q: Queue<Vec<u8>> = QueueOptions::new(4).max_item_size(32).anonymous().unwrap();
+        for it in items {
+            let _ = q.try_put(it);
+        }
+        let seg = q.token().unwrap().open().unwrap();
+        let len = seg.data_len();
+        for (off, v) in writes {
+            let off = (off % (len - 8)) & !7;
+            // Through an atomic, as a peer process would write.
+            seg.get::<shmkit_segment::shim::atomic::AtomicU64>(off)
+                .unwrap()
+                .store(v, shmkit_segment::shim::atomic::Ordering::Relaxed);
+        }
+        for _ in 0..8 {
+            let _ = q.try_get();
+            let _ = q.try_put(vec![1, 2, 3]);
+            let _ = (q.qsize(), q.empty(), q.full(), q.is_closed());
+        }
+        let _ = q.get_timeout(Duration::from_millis(1));
+        // Opening a corrupt queue is an error or a handle, never a panic.
+        let _ = Queue::<Vec<u8>>::from_token(&q.token().unwrap());
+    }
+}
