@@ -180,3 +180,21 @@ fn child_exit_without_drop_disconnects_and_named_open_counts() {
     // The child exited: its handles (inherited and opened) no longer count.
     assert!(matches!(q.get_timeout(LONG), Err(Error::Disconnected)));
 }
+
+fn spawned_putter(q: Queue<String>) -> Result<(), Error> {
+    q.put(format!("spawned pid {}", std::process::id()))
+        .map_err(Error::drop_item)
+}
+
+#[test]
+fn a_spawned_process_receives_the_queue_as_a_token() {
+    let q: Queue<String> = Queue::new(4).unwrap();
+    // The spawn start method re-executes this binary; the queue crosses exec as its
+    // token (the handle serialises as one) and is reopened in the child.
+    let mut p = Process::spawn_fn(spawned_putter, q.clone());
+    p.start().unwrap();
+    let got = q.get_timeout(LONG).unwrap();
+    assert_eq!(got, format!("spawned pid {}", p.pid().unwrap()));
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+}
