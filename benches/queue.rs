@@ -629,7 +629,7 @@ fn bench_throughput(c: &mut Criterion) {
                                 let mut w = loop {
                                     match tx.reserve() {
                                         Ok(w) => break w,
-                                        Err(_) => spin_loop(),
+                                        Err(_) => relax(),
                                     }
                                 };
                                 w.write_at(0, src);
@@ -643,7 +643,7 @@ fn bench_throughput(c: &mut Criterion) {
                                 let r = loop {
                                     match rx.peek() {
                                         Ok(r) => break r,
-                                        Err(_) => spin_loop(),
+                                        Err(_) => relax(),
                                     }
                                 };
                                 r.read_at(0, &mut dst);
