@@ -434,6 +434,31 @@ mod tests {
     }
 
     #[test]
+    fn waiter_relocking_after_the_holder_died_is_told_and_holds_the_lock() {
+        let c = Condition::new().expect("cond");
+        let c2 = c.clone();
+        let mut g = c.lock().expect("clean");
+        let h = std::thread::spawn(move || {
+            // Wait until the main thread sleeps in `wait`, then notify and exit
+            // while still holding the lock.
+            while c2.raw().cond.waiters() == 0 {
+                std::thread::yield_now();
+            }
+            let g = c2.lock().expect("clean");
+            assert_eq!(g.notify(1).expect("notify"), 1);
+            std::mem::forget(g);
+        });
+        assert!(matches!(
+            g.wait_timeout(Duration::from_secs(30)),
+            Err(Error::OwnerDied)
+        ));
+        assert!(c.raw().mutex.is_owned_by_current_thread());
+        h.join().expect("thread");
+        drop(g);
+        assert!(c.try_lock().is_ok());
+    }
+
+    #[test]
     fn raw_calls_without_the_lock_fail() {
         let m = RawMutex::new();
         let cv = RawCondition::new();
