@@ -244,16 +244,18 @@ impl RawBarrier {
     fn sleep(&self, gen: u32, index: u32, deadline: Deadline) -> Result<u32> {
         let started = futex::now();
         let moved = |v: u32| gen_of(v) != gen || v & BROKEN != 0;
-        // Acquire: as below.
-        if !deadline.is_expired()
-            && futex::spin_until(deadline, || moved(self.state.load(Ordering::Acquire)))
-        {
-            futex::note_slept(started);
+        // Acquire: as below. The loop re-reads the state either way.
+        if !deadline.is_expired() {
+            futex::spin_until(deadline, || moved(self.state.load(Ordering::Acquire)));
         }
+        let mut slept = false;
         loop {
             // Acquire: pairs with the AcqRel CAS that released or broke the generation.
             let v = self.state.load(Ordering::Acquire);
             if gen_of(v) != gen {
+                if slept {
+                    futex::note_slept(started);
+                }
                 let reset = if gen_of(v) == (gen + 1) & GEN_MASK {
                     v & PREV_BROKEN != 0
                 } else {
@@ -277,6 +279,7 @@ impl RawBarrier {
             let slice = Deadline::after(crate::LIVENESS_SLICE).min(deadline);
             #[cfg(shmkit_loom)]
             let slice = deadline;
+            slept = true;
             if !futex::wait(&self.state, v, slice) && !deadline.is_expired() {
                 self.check_peers(gen);
             }
