@@ -18,24 +18,16 @@ use crate::shm::{ParentEnds, PoolShm, WorkerShm};
 use crate::wire::{self, Inbox, Outbox, INIT_FAILED, OK, PANICKED};
 use crate::worker::{self, Boot};
 use shmkit_process::Process;
-use shmkit_sync::futex::Deadline;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// A job for the callback thread.
 pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
 
-/// How often worker liveness is checked while tasks are in flight.
-const CHECK_BUSY: Duration = Duration::from_millis(5);
-/// How long a stopped worker may take to exit before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Tasks taking longer than this on average are queued at most two per worker.
 const LONG_TASK_NS: u64 = 500_000;
-/// How often worker liveness is checked while the pool is idle.
-const CHECK_IDLE: Duration = Duration::from_millis(50);
 
 /// Where a task's result goes.
 pub(crate) enum Sink {
@@ -99,7 +91,7 @@ pub(crate) enum State {
 /// One worker as the parent sees it.
 pub(crate) struct Worker {
     pub(crate) pid: u32,
-    process: Process,
+    pub(crate) process: Process,
     shm: WorkerShm,
     ends: ParentEnds,
     /// Tasks queued to this worker, in ring order, whose results have not arrived.
@@ -112,10 +104,10 @@ pub(crate) struct Worker {
     assigned: u64,
     /// Results received from it.
     received: u64,
-    stop_queued: bool,
-    stop_sent: bool,
+    pub(crate) stop_queued: bool,
+    pub(crate) stop_sent: bool,
     /// Killed because it broke the protocol.
-    killed: bool,
+    pub(crate) killed: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -136,7 +128,7 @@ impl Worker {
     }
 
     /// Whether it is about to exit by itself (quota reached or told to stop).
-    fn retiring(&self, cfg: &Config) -> bool {
+    pub(crate) fn retiring(&self, cfg: &Config) -> bool {
         self.stop_sent || self.killed || cfg.maxtasks.is_some_and(|m| self.received >= m)
     }
 
@@ -243,7 +235,7 @@ pub(crate) struct Inner {
     /// Every task whose result has not been delivered.
     pub(crate) pending: HashMap<u64, Sink>,
     pub(crate) workers: Vec<Worker>,
-    cb_tx: Option<Sender<CbJob>>,
+    pub(crate) cb_tx: Option<Sender<CbJob>>,
     rx_buf: Vec<Vec<u8>>,
     /// Workers started so far (for names).
     started: u64,
@@ -404,7 +396,7 @@ impl Inner {
     }
 
     /// Sends what fits to worker `i` and handles the results it has sent.
-    fn pump(&mut self, i: usize) -> bool {
+    pub(crate) fn pump(&mut self, i: usize) -> bool {
         let mut msgs = std::mem::take(&mut self.rx_buf);
         let w = &mut self.workers[i];
         let mut progress = false;
@@ -466,7 +458,7 @@ impl Inner {
 
     /// Handles workers that have exited: fails the task each held, requeues the
     /// rest, starts replacements while the pool runs.
-    fn check_workers(&mut self, sh: &Shared) {
+    pub(crate) fn check_workers(&mut self, sh: &Shared) {
         let mut i = 0;
         while i < self.workers.len() {
             if self.workers[i].process.is_alive() {
@@ -530,7 +522,7 @@ impl Inner {
         self.fail_all(&Failure::Terminated);
     }
 
-    fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         !self.pending.is_empty()
     }
 }
@@ -576,81 +568,4 @@ pub(crate) fn kill_all(sh: &Shared) {
     }
     g.state = State::Done;
     g.cb_tx = None;
-}
-
-/// The callback thread: runs callbacks one at a time, in completion order.
-pub(crate) fn callback_main(rx: &Receiver<CbJob>) {
-    while let Ok(job) = rx.recv() {
-        job();
-    }
-}
-
-/// The result-handler thread.
-pub(crate) fn handler_main(sh: &Shared) {
-    let doorbell = sh.pool.doorbell();
-    let mut last_check = Instant::now();
-    loop {
-        let key = doorbell.prepare();
-        let mut g = lock(&sh.inner);
-        let mut progress = false;
-        for i in 0..g.workers.len() {
-            progress |= g.pump(i);
-        }
-        let retiring = g.workers.iter().any(|w| w.retiring(&sh.cfg));
-        let period = if retiring || g.state == State::Terminated {
-            Duration::ZERO
-        } else if g.busy() {
-            CHECK_BUSY
-        } else {
-            CHECK_IDLE
-        };
-        if last_check.elapsed() >= period {
-            if g.state == State::Terminated {
-                for w in g.workers.drain(..) {
-                    let _ = w.process.kill();
-                    let _ = w.process.join();
-                }
-                g.state = State::Done;
-                g.cb_tx = None;
-                return;
-            }
-            g.check_workers(sh);
-            last_check = Instant::now();
-        }
-        progress |= g.dispatch(&sh.cfg);
-        if g.state == State::Closed && g.pending.is_empty() && g.backlog.is_empty() {
-            g.state = State::Stopping;
-            for w in &mut g.workers {
-                w.stop_queued = true;
-            }
-            progress = true;
-        }
-        if g.state == State::Stopping && g.workers.iter().all(|w| w.stop_sent || w.killed) {
-            // Every worker has its STOP and no task: they exit at once. Wait for each
-            // (a blocking waitid) instead of polling.
-            let workers = std::mem::take(&mut g.workers);
-            drop(g);
-            for w in workers {
-                // Bounded, so that nothing (e.g. a task's stray child holding the
-                // worker up) can hang join or drop.
-                if !matches!(w.process.join_timeout(STOP_GRACE), Ok(true)) {
-                    let _ = w.process.kill();
-                    let _ = w.process.join();
-                }
-            }
-            let mut g = lock(&sh.inner);
-            g.state = State::Done;
-            g.cb_tx = None;
-            return;
-        }
-        let wait = if retiring {
-            Duration::from_millis(1)
-        } else {
-            period
-        };
-        drop(g);
-        if !progress {
-            doorbell.wait(key, Deadline::after(wait));
-        }
-    }
 }

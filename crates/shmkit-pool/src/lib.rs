@@ -42,6 +42,7 @@
 //! [`Error::Panicked`]; callback panics are caught and reported on stderr.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod builder;
 mod code;
 mod error;
 mod fnref;
@@ -50,11 +51,13 @@ mod imap;
 mod pool;
 mod result;
 mod shm;
+mod threads;
 mod wire;
 mod worker;
 
+pub use builder::Builder;
 pub use error::{Error, Result};
 pub use imap::IMap;
-pub use pool::{default_chunksize, Builder, Pool, DEFAULT_PREFETCH, DEFAULT_RING_BYTES};
+pub use pool::{default_chunksize, Pool, DEFAULT_PREFETCH, DEFAULT_RING_BYTES};
 pub use result::{AsyncResult, Callbacks};
 pub use shmkit_process::StartMethod;

@@ -1,0 +1,92 @@
+//! The pool's threads: the result handler (results, dispatch, worker exits and
+//! replacements, shutdown) and the callback thread.
+
+use crate::handler::{CbJob, Shared, State};
+use crate::pool::lock;
+use shmkit_sync::futex::Deadline;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// How often worker liveness is checked while tasks are in flight.
+const CHECK_BUSY: Duration = Duration::from_millis(5);
+/// How often worker liveness is checked while the pool is idle.
+const CHECK_IDLE: Duration = Duration::from_millis(50);
+/// How long a stopped worker may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The callback thread: runs callbacks one at a time, in completion order.
+pub(crate) fn callback_main(rx: &Receiver<CbJob>) {
+    while let Ok(job) = rx.recv() {
+        job();
+    }
+}
+
+/// The result-handler thread.
+pub(crate) fn handler_main(sh: &Shared) {
+    let doorbell = sh.pool.doorbell();
+    let mut last_check = Instant::now();
+    loop {
+        let key = doorbell.prepare();
+        let mut g = lock(&sh.inner);
+        let mut progress = false;
+        for i in 0..g.workers.len() {
+            progress |= g.pump(i);
+        }
+        let retiring = g.workers.iter().any(|w| w.retiring(&sh.cfg));
+        let period = if retiring || g.state == State::Terminated {
+            Duration::ZERO
+        } else if g.busy() {
+            CHECK_BUSY
+        } else {
+            CHECK_IDLE
+        };
+        if last_check.elapsed() >= period {
+            if g.state == State::Terminated {
+                for w in g.workers.drain(..) {
+                    let _ = w.process.kill();
+                    let _ = w.process.join();
+                }
+                g.state = State::Done;
+                g.cb_tx = None;
+                return;
+            }
+            g.check_workers(sh);
+            last_check = Instant::now();
+        }
+        progress |= g.dispatch(&sh.cfg);
+        if g.state == State::Closed && g.pending.is_empty() && g.backlog.is_empty() {
+            g.state = State::Stopping;
+            for w in &mut g.workers {
+                w.stop_queued = true;
+            }
+            progress = true;
+        }
+        if g.state == State::Stopping && g.workers.iter().all(|w| w.stop_sent || w.killed) {
+            // Every worker has its STOP and no task: they exit at once. Wait for each
+            // (a blocking waitid) instead of polling.
+            let workers = std::mem::take(&mut g.workers);
+            drop(g);
+            for w in workers {
+                // Bounded, so that nothing (e.g. a task's stray child holding the
+                // worker up) can hang join or drop.
+                if !matches!(w.process.join_timeout(STOP_GRACE), Ok(true)) {
+                    let _ = w.process.kill();
+                    let _ = w.process.join();
+                }
+            }
+            let mut g = lock(&sh.inner);
+            g.state = State::Done;
+            g.cb_tx = None;
+            return;
+        }
+        let wait = if retiring {
+            Duration::from_millis(1)
+        } else {
+            period
+        };
+        drop(g);
+        if !progress {
+            doorbell.wait(key, Deadline::after(wait));
+        }
+    }
+}
