@@ -187,6 +187,10 @@ pub(crate) struct Mem {
     ctl_stride: usize,
     data: NonNull<UnsafeCell<u64>>,
     data_stride: usize,
+    /// Bytes addressable in one slot (the whole area for a byte ring).
+    limit: usize,
+    /// Slots (1 for a byte ring).
+    slots: usize,
     cfg: RingConfig,
     _keep: Keep,
 }
@@ -218,6 +222,8 @@ impl Mem {
             ctl_stride: std::mem::size_of::<SlotCtl>(),
             data: NonNull::from(&*heap.data).cast(),
             data_stride: cfg.slot_size(),
+            limit: limit_of(cfg),
+            slots: slots_of(cfg),
             cfg: *cfg,
             _keep: Keep::Heap(heap),
         };
@@ -304,6 +310,8 @@ impl Mem {
             ctl_stride,
             data: NonNull::new(data.cast()).ok_or(Error::Config { what: "null ring" })?,
             data_stride,
+            limit: limit_of(&cfg),
+            slots: slots_of(&cfg),
             cfg,
             _keep: keep,
         })
@@ -354,14 +362,10 @@ impl Mem {
     }
 
     /// Word index of logical byte `off` of slot `slot`; checks it is in bounds.
-    #[inline]
+    #[inline(always)]
     fn word(&self, slot: usize, off: usize, len: usize) -> usize {
-        let limit = match self.cfg.kind() {
-            RingKind::Bytes => self.cfg.capacity(),
-            _ => self.cfg.slot_size(),
-        };
         assert!(
-            slot < self.cfg.capacity().max(1) && off <= limit && len <= limit - off,
+            slot < self.slots && off <= self.limit && len <= self.limit - off,
             "ring payload access out of bounds (a bug in shmkit-ring)"
         );
         (slot * self.data_stride + off) / 8
@@ -374,7 +378,7 @@ impl Mem {
     ///
     /// # Panics
     /// If the range is outside the slot (callers validate first; a panic here is a bug).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn write(&self, slot: usize, off: usize, src: &[u8]) {
         let w = self.word(slot, off, src.len());
         #[cfg(not(shmkit_loom))]
@@ -408,7 +412,7 @@ impl Mem {
     ///
     /// # Panics
     /// If the range is outside the slot (a bug: callers validate first).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn read(&self, slot: usize, off: usize, dst: &mut [u8]) {
         let w = self.word(slot, off, dst.len());
         #[cfg(not(shmkit_loom))]
@@ -458,6 +462,20 @@ impl Mem {
         let p = unsafe { self.data.as_ptr().add(w) }.cast::<u8>();
         // SAFETY: `off % 8` < 8 stays within the checked range.
         unsafe { p.add(off % 8) }
+    }
+}
+
+fn limit_of(cfg: &RingConfig) -> usize {
+    match cfg.kind() {
+        RingKind::Bytes => cfg.capacity(),
+        _ => cfg.slot_size(),
+    }
+}
+
+fn slots_of(cfg: &RingConfig) -> usize {
+    match cfg.kind() {
+        RingKind::Bytes => 1,
+        _ => cfg.capacity(),
     }
 }
 
