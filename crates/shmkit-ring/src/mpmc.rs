@@ -227,8 +227,10 @@ impl Mpmc {
         self
     }
 
-    /// Re-reads this process's identity (call in a forked child before using an
-    /// inherited handle; `attach` does it for you).
+    /// Re-reads this process's identity. Call it in a forked child before using an
+    /// inherited handle or a clone of one (`attach` in the child is right already): a handle
+    /// names its process in every claim, and a child claiming under its parent's name
+    /// would, if killed, be taken for alive while the parent lives.
     pub fn refresh_identity(&mut self) {
         self.me = OwnerId::current();
     }

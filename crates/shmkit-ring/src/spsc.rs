@@ -147,6 +147,10 @@ impl Producer {
 
     /// Attaches as the producer of the SPSC ring in `region` of `seg`.
     ///
+    /// The role is held per process: a second attach from the same process succeeds,
+    /// so keep one handle per end; a forked child re-attaches rather than using an
+    /// inherited handle.
+    ///
     /// # Errors
     /// [`Error::InUse`] if a live process holds the producer end; [`Error::Incompatible`]
     /// if the region holds no SPSC ring; [`Error::Corrupt`] if its indices are broken.
