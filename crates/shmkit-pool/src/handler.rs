@@ -28,6 +28,8 @@ pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
 
 /// Tasks taking longer than this on average are queued at most two per worker.
 const LONG_TASK_NS: u64 = 500_000;
+/// Workers dying before their first task, in a row, that break the pool.
+const MAX_STARTUP_FAILURES: u32 = 3;
 
 /// Where a task's result goes.
 pub(crate) enum Sink {
@@ -217,6 +219,8 @@ impl Shared {
                 pool_token,
                 // Until results show otherwise, assume long tasks (queue little).
                 avg_task_ns: 2 * LONG_TASK_NS,
+                startup_failures: 0,
+                owner: std::process::id(),
             }),
             pool,
             cfg,
@@ -242,6 +246,10 @@ pub(crate) struct Inner {
     /// Why the last replacement failed to start (retried on the next check).
     start_error: Option<String>,
     pool_token: shmkit_segment::Token,
+    /// Workers in a row that died before their first task.
+    startup_failures: u32,
+    /// The process that made the pool.
+    owner: u32,
     /// Moving average of how long a task runs in a worker, for the dispatch policy.
     avg_task_ns: u64,
 }
@@ -292,6 +300,11 @@ impl Inner {
     pub(crate) fn accepting(&self) -> Result<()> {
         if let Some(f) = &self.broken {
             return Err(f.to_error());
+        }
+        if std::process::id() != self.owner {
+            // A copy of the pool inherited over fork: its threads and workers belong
+            // to the parent.
+            return Err(crate::Error::PoolClosed);
         }
         match self.state {
             State::Running => Ok(()),
@@ -468,11 +481,31 @@ impl Inner {
             // Whatever it sent before it died.
             self.pump(i);
             let mut w = self.workers.swap_remove(i);
-            let held = w.shm.started() > w.received;
+            let started = w.shm.started();
+            let held = started > w.received;
+            let (signal, exit_code) = w.death();
+            if started == 0 && exit_code != Some(0) && !w.killed {
+                // Died before its first task (a crashing initializer, a broken
+                // start-up): after a few in a row, stop respawning (Python loops).
+                self.startup_failures += 1;
+                if self.startup_failures >= MAX_STARTUP_FAILURES {
+                    let how = match (signal, exit_code) {
+                        (Some(s), _) => format!("signal {s}"),
+                        (None, Some(c)) => format!("exit code {c}"),
+                        (None, None) => "unknown status".to_owned(),
+                    };
+                    let f = Failure::InitializerFailed(format!(
+                        "{MAX_STARTUP_FAILURES} workers in a row died before their first task ({how})"
+                    ));
+                    self.broken = Some(f.clone());
+                    self.fail_all(&f);
+                }
+            } else if started > 0 {
+                self.startup_failures = 0;
+            }
             let mut inflight = std::mem::take(&mut w.inflight);
             if held {
                 if let Some(t) = inflight.pop_front() {
-                    let (signal, exit_code) = w.death();
                     self.complete(
                         t.id,
                         Err(Failure::WorkerDied {

@@ -481,7 +481,11 @@ impl Pool {
         if let Some(h) = t.handler.take() {
             let _ = h.join();
         }
-        if callbacks {
+        let on_callback_thread = t
+            .callbacks
+            .as_ref()
+            .is_some_and(|c| c.thread().id() == std::thread::current().id());
+        if callbacks && !on_callback_thread {
             if let Some(c) = t.callbacks.take() {
                 let _ = c.join();
             }

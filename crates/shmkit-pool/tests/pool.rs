@@ -678,3 +678,61 @@ fn long_tasks_do_not_queue_up_behind_a_long_task() {
         "{behind} short tasks waited behind the long one"
     );
 }
+
+fn crashing_init(_: u64) {
+    std::process::abort();
+}
+
+#[test]
+fn an_initializer_that_crashes_breaks_the_pool_instead_of_respawning_forever() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(crashing_init, 0)
+        .build()
+        .unwrap();
+    match pool
+        .apply_async(square, 2)
+        .and_then(|r| r.get_timeout(LONG))
+    {
+        Err(Error::InitializerFailed(m)) => assert!(m.contains("before their first task"), "{m}"),
+        other => panic!("expected InitializerFailed, got {other:?}"),
+    }
+    pool.close();
+    pool.join().unwrap();
+}
+
+#[test]
+fn a_pool_inherited_over_fork_refuses_tasks() {
+    let pool = Arc::new(Pool::new(1).unwrap());
+    let p = Arc::clone(&pool);
+    let mut child = shmkit_process::Process::new(move || {
+        if matches!(p.apply_async(square, 2), Err(Error::PoolClosed)) {
+            0
+        } else {
+            1
+        }
+    });
+    child.start().unwrap();
+    child.join().unwrap();
+    assert_eq!(child.exitcode(), Some(0));
+    assert_eq!(
+        pool.apply(square, 3).unwrap(),
+        9,
+        "the parent's pool still works"
+    );
+}
+
+#[test]
+fn terminate_from_a_callback_does_not_deadlock() {
+    let pool = Arc::new(Pool::new(2).unwrap());
+    let p = Arc::clone(&pool);
+    let r = pool
+        .apply_async_with(square, 5, Callbacks::new().callback(move |_| p.terminate()))
+        .unwrap();
+    assert_eq!(r.get_timeout(LONG).unwrap(), 25);
+    assert!(matches!(
+        pool.apply_async(square, 1),
+        Err(Error::PoolClosed)
+    ));
+    pool.join().unwrap();
+}
