@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 /// The segment kind of every queue.
 pub const QUEUE_KIND: Kind = Kind::from_tag(*b"QUEU");
 /// Layout version of a queue segment.
-pub const QUEUE_KIND_VERSION: u32 = 1;
+pub const QUEUE_KIND_VERSION: u32 = 2;
 
 /// Bytes of the length prefix in front of a serde item in its slot.
 pub(crate) const LEN_PREFIX: usize = 4;

@@ -2,7 +2,7 @@
 //! shim so that the loom model (`tests/loom.rs`) runs this very code.
 //!
 //! ```text
-//! Control (1024 bytes, 128-aligned, at data offset 0 of a queue segment)
+//! Control (4096 bytes, 128-aligned, at data offset 0 of a queue segment)
 //! off  size  field
 //!   0     4  magic       "SHQU" once initialised (stored last, Release)
 //!   4     4  version     CONTROL_VERSION
@@ -14,7 +14,7 @@
 //!  28     4  all_done    EventCount: JoinableQueue::join sleeps here
 //!  32     8  unfinished  JoinableQueue: items put and not yet task_done
 //!  40     8  maxsize     the maxsize asked for at creation (informational)
-//!  48   976  registry    61 x RegEntry { owner: OwnerId (u64), count: u64 }
+//!  48  4048  registry    253 x RegEntry { owner: OwnerId (u64), count: u64 }
 //! ```
 
 use crate::error::{Error, Result};
@@ -28,10 +28,10 @@ use std::time::Duration;
 /// `"SHQU"` little-endian.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SHQU");
 /// Layout version of [`Control`] (bump on any change; see `docs/queue.md`).
-pub const CONTROL_VERSION: u32 = 1;
+pub const CONTROL_VERSION: u32 = 2;
 /// Entries of the handle registry: at most this many processes may hold handles to one
 /// queue at once (dead processes' entries are reclaimed).
-pub const MAX_PROCESSES: usize = 61;
+pub const MAX_PROCESSES: usize = 253;
 /// Flag: a Pod queue.
 pub const FLAG_POD: u32 = 1;
 
@@ -69,7 +69,7 @@ pub struct Control {
 }
 
 shmkit_segment::assert_layout!(RegEntry, size = 16, align = 8, owner @ 0, count @ 8);
-shmkit_segment::assert_layout!(Control, size = 1024, align = 128,
+shmkit_segment::assert_layout!(Control, size = 4096, align = 128,
     magic @ 0, version @ 4, max_item @ 8, flags @ 12, closed @ 16, not_empty @ 20,
     not_full @ 24, all_done @ 28, unfinished @ 32, maxsize @ 40, registry @ 48);
 
