@@ -198,3 +198,34 @@ fn a_spawned_process_receives_the_queue_as_a_token() {
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));
 }
+
+#[test]
+fn blocked_put_disconnects_when_the_only_other_holder_is_killed() {
+    let q: Queue<u64> = Queue::new(1).unwrap();
+    q.put(1).unwrap();
+    let q2 = q.clone();
+    let mut child = Process::new::<_, ()>(move || {
+        let _keep = q2;
+        loop {
+            std::thread::park();
+        }
+    });
+    child.start().unwrap();
+    let killer = child.child().unwrap();
+    let t = std::thread::spawn(move || {
+        // Not a proof of anything: it only makes it likely that put is asleep first.
+        std::thread::sleep(Duration::from_millis(200));
+        killer.kill().unwrap();
+    });
+    // Full, and the only process that could get dies: Disconnected, item handed back
+    // to nobody (the error carries it only for Full).
+    let r = q.put_timeout(2, LONG);
+    assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
+    t.join().unwrap();
+    child.join().unwrap();
+    assert_eq!(
+        q.get_timeout(LONG).unwrap(),
+        1,
+        "the queued item is still there"
+    );
+}
