@@ -16,8 +16,9 @@ use crate::pool::{lock, Config};
 use crate::result::{CallbackFn, Outcome, Slot};
 use crate::shm::{ParentEnds, PoolShm, WorkerShm};
 use crate::wire::{self, Inbox, Outbox, INIT_FAILED, OK, PANICKED};
-use crate::worker::{self, Boot};
+use crate::worker::{self, Boot, Settings};
 use shmkit_process::Process;
+use shmkit_process::StartMethod;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
@@ -563,17 +564,30 @@ impl Inner {
 /// Starts one worker (fork or spawn, as configured).
 pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
     let (shm, ends) = WorkerShm::create(sh.cfg.ring_bytes)?;
-    let boot = Boot {
-        pool: inner.pool_token.clone(),
-        shm: shm.token()?,
+    let settings = Settings {
         parent: std::process::id(),
         maxtasks: sh.cfg.maxtasks,
         init: sh.cfg.init.clone(),
     };
     inner.started += 1;
-    let mut p = Process::spawn_fn(worker::worker_main, boot)
-        .start_method(sh.cfg.method)
-        .name(format!("PoolWorker-{}", inner.started));
+    let name = format!("PoolWorker-{}", inner.started);
+    let mut p = match sh.cfg.method {
+        // The child inherits the mappings: no reopening, no prefaulting again.
+        StartMethod::Fork => {
+            let (pool, seg, ring_bytes) =
+                (sh.pool.clone(), shm.segment().clone(), shm.ring_bytes());
+            Process::new(move || worker::worker_main_forked(pool, seg, ring_bytes, &settings))
+        }
+        _ => {
+            let boot = Boot {
+                pool: inner.pool_token.clone(),
+                shm: shm.token()?,
+                settings,
+            };
+            Process::spawn_fn(worker::worker_main, boot).start_method(StartMethod::Spawn)
+        }
+    }
+    .name(name);
     p.start()?;
     Ok(Worker {
         pid: p.pid().unwrap_or(0),

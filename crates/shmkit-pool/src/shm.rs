@@ -150,8 +150,22 @@ impl WorkerShm {
 
     /// Opens the segment in the worker and attaches the worker's ends.
     pub(crate) fn open(t: &WorkerShmToken) -> Result<(Self, WorkerEnds)> {
-        let (l, _) = worker_layout(t.ring_bytes)?;
-        let seg = t.token.open()?;
+        Self::attach_worker(t.token.open()?, t.ring_bytes)
+    }
+
+    /// The segment (a forked worker inherits its mapping).
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The ring size it was made with.
+    pub(crate) fn ring_bytes(&self) -> usize {
+        self.l.cfg.capacity()
+    }
+
+    /// Worker side: attaches the worker's ends in `seg` (opened, or inherited over fork).
+    pub(crate) fn attach_worker(seg: Segment, ring_bytes: usize) -> Result<(Self, WorkerEnds)> {
+        let (l, _) = worker_layout(ring_bytes)?;
         l.tasks_ec.get(&seg)?;
         l.space_ec.get(&seg)?;
         l.started.get(&seg)?;

@@ -26,21 +26,47 @@ pub(crate) struct InitSpec {
     pub(crate) arg: Vec<u8>,
 }
 
-/// Everything a worker needs, as its process's argument (crosses `exec`).
+/// A worker's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Boot {
-    pub(crate) pool: Token,
-    pub(crate) shm: WorkerShmToken,
+pub(crate) struct Settings {
     pub(crate) parent: u32,
     pub(crate) maxtasks: Option<u64>,
     pub(crate) init: Option<InitSpec>,
 }
 
-/// The worker's entry (a `fn` so that both start methods can run it).
+/// Everything a spawned worker needs, as its process's argument (crosses `exec`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Boot {
+    pub(crate) pool: Token,
+    pub(crate) shm: WorkerShmToken,
+    pub(crate) settings: Settings,
+}
+
+/// The spawned worker's entry: reopens its segments from their tokens.
 pub(crate) fn worker_main(boot: Boot) -> i32 {
+    run_worker(&boot.settings, || {
+        Ok((PoolShm::open(&boot.pool)?, WorkerShm::open(&boot.shm)?))
+    })
+}
+
+/// The forked worker's entry: uses the mappings inherited from the parent.
+pub(crate) fn worker_main_forked(
+    pool: PoolShm,
+    seg: shmkit_segment::Segment,
+    ring_bytes: usize,
+    settings: &Settings,
+) -> i32 {
+    run_worker(settings, move || {
+        Ok((pool, WorkerShm::attach_worker(seg, ring_bytes)?))
+    })
+}
+
+type Opened = (PoolShm, (WorkerShm, crate::shm::WorkerEnds));
+
+fn run_worker(settings: &Settings, open: impl FnOnce() -> Result<Opened>) -> i32 {
     // Task panics are reported to the parent as results; keep stderr quiet.
     std::panic::set_hook(Box::new(|_| {}));
-    match serve(&boot) {
+    match open().and_then(|(pool, (shm, ends))| serve(settings, &pool, &shm, ends)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("shmkit-pool worker {}: {e}", std::process::id());
@@ -134,12 +160,15 @@ impl Me<'_> {
     }
 }
 
-fn serve(boot: &Boot) -> Result<i32> {
-    let pool = PoolShm::open(&boot.pool)?;
-    let (shm, mut ends) = WorkerShm::open(&boot.shm)?;
+fn serve(
+    boot: &Settings,
+    pool: &PoolShm,
+    shm: &WorkerShm,
+    mut ends: crate::shm::WorkerEnds,
+) -> Result<i32> {
     let me = Me {
-        pool: &pool,
-        shm: &shm,
+        pool,
+        shm,
         parent: boot.parent,
     };
     let mut q = SendQueue::default();
