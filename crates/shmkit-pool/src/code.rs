@@ -142,6 +142,60 @@ where
     CodeRef::new(chunk::<A, R> as Tramp, f as usize)
 }
 
+/// One call of a fallible task: `Err(e)` fails the result with `e`'s message.
+pub(crate) fn one_try<A: DeserializeOwned, R: Serialize, E: std::fmt::Display>(
+    f: usize,
+    args: &[u8],
+    out: &mut Vec<u8>,
+) -> TrampResult {
+    let a: A = decode(args)?;
+    // SAFETY: `CodeRef`s pair this trampoline only with a `fn(A) -> Result<R, E>`
+    // (see `task_try`).
+    let f = unsafe { as_fn1::<A, std::result::Result<R, E>>(f) };
+    match f(a) {
+        Ok(r) => encode(&r, out),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A chunk of fallible calls: the first `Err` fails the chunk with its message.
+pub(crate) fn chunk_try<A: DeserializeOwned, R: Serialize, E: std::fmt::Display>(
+    f: usize,
+    args: &[u8],
+    out: &mut Vec<u8>,
+) -> TrampResult {
+    let items: Vec<A> = decode(args)?;
+    // SAFETY: `CodeRef`s pair this trampoline only with a `fn(A) -> Result<R, E>`
+    // (see `task_try_chunk`).
+    let f = unsafe { as_fn1::<A, std::result::Result<R, E>>(f) };
+    let rs = items
+        .into_iter()
+        .map(f)
+        .collect::<std::result::Result<Vec<R>, E>>()
+        .map_err(|e| e.to_string())?;
+    encode(&rs, out)
+}
+
+/// The code reference for a fallible `f(a)`.
+pub(crate) fn task_try<A, R, E>(f: fn(A) -> std::result::Result<R, E>) -> Result<CodeRef>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+    E: std::fmt::Display,
+{
+    CodeRef::new(one_try::<A, R, E> as Tramp, f as usize)
+}
+
+/// The code reference for a chunk of fallible `f(a)` calls.
+pub(crate) fn task_try_chunk<A, R, E>(f: fn(A) -> std::result::Result<R, E>) -> Result<CodeRef>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+    E: std::fmt::Display,
+{
+    CodeRef::new(chunk_try::<A, R, E> as Tramp, f as usize)
+}
+
 /// The code reference for a chunk of `f(a, b)` calls.
 pub(crate) fn task_star<A, B, R>(f: fn(A, B) -> R) -> Result<CodeRef>
 where

@@ -28,8 +28,9 @@ pub enum Error {
     /// The task panicked; the message is the panic's.
     #[error("the task panicked: {0}")]
     Panicked(String),
-    /// The task ran but its argument or result could not be transferred (the
-    /// message says which), or it failed in another way reported by the worker.
+    /// The task returned an error (the `try_*` methods; the message is its
+    /// `Display`), or its argument or result could not be transferred (the message
+    /// says which).
     #[error("the task failed: {0}")]
     TaskFailed(String),
     /// The pool's initializer failed in a worker; no task can run.

@@ -227,6 +227,113 @@ impl Pool {
         Ok(AsyncResult::new(slot, decode_one::<R>))
     }
 
+    /// [`apply_async_with`](Pool::apply_async_with) for a task that returns a
+    /// `Result`: `Ok(r)` is the value; `Err(e)` fails the result with
+    /// [`Error::TaskFailed`] carrying `e.to_string()` (Python: the task raised).
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn try_apply_async_with<A, R, E>(
+        &self,
+        f: fn(A) -> std::result::Result<R, E>,
+        arg: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        E: std::fmt::Display,
+    {
+        let msg = message(code::task_try(f)?, &arg)?;
+        let slot = Arc::new(Slot::default());
+        if !callbacks.is_empty() {
+            self.callback_thread()?;
+        }
+        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
+        self.submit(vec![(
+            msg,
+            Sink::One {
+                slot: Arc::clone(&slot),
+                cb,
+            },
+        )])?;
+        Ok(AsyncResult::new(slot, decode_one::<R>))
+    }
+
+    /// [`try_apply_async_with`](Pool::try_apply_async_with) without callbacks.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Pool::apply_async).
+    pub fn try_apply_async<A, R, E>(
+        &self,
+        f: fn(A) -> std::result::Result<R, E>,
+        arg: A,
+    ) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        E: std::fmt::Display,
+    {
+        self.try_apply_async_with(f, arg, Callbacks::new())
+    }
+
+    /// Runs a fallible task and waits: its `Err(e)` comes back as
+    /// [`Error::TaskFailed`]`(e.to_string())`.
+    ///
+    /// # Errors
+    /// As [`apply`](Pool::apply), plus the task's own error.
+    pub fn try_apply<A, R, E>(&self, f: fn(A) -> std::result::Result<R, E>, arg: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        E: std::fmt::Display,
+    {
+        self.try_apply_async(f, arg)?.get()
+    }
+
+    /// [`map`](Pool::map) of a fallible function: the first `Err` (in any chunk)
+    /// fails the whole map with [`Error::TaskFailed`]; `chunksize` `None` is the
+    /// default.
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    pub fn try_map_async<A, R, E>(
+        &self,
+        f: fn(A) -> std::result::Result<R, E>,
+        iter: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        E: std::fmt::Display,
+    {
+        let items: Vec<A> = iter.into_iter().collect();
+        self.map_chunks(
+            code::task_try_chunk(f)?,
+            &items,
+            chunksize,
+            Callbacks::new(),
+        )
+    }
+
+    /// [`try_map_async`](Pool::try_map_async) with the default chunksize, waiting.
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    pub fn try_map<A, R, E>(
+        &self,
+        f: fn(A) -> std::result::Result<R, E>,
+        iter: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        E: std::fmt::Display,
+    {
+        self.try_map_async(f, iter, None)?.get()
+    }
+
     fn map_chunks<A, R>(
         &self,
         code: CodeRef,

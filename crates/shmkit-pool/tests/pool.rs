@@ -736,3 +736,49 @@ fn terminate_from_a_callback_does_not_deadlock() {
     ));
     pool.join().unwrap();
 }
+
+fn checked_sqrt(x: i64) -> Result<u64, String> {
+    if x < 0 {
+        Err(format!("negative input {x}"))
+    } else {
+        Ok((x as f64).sqrt() as u64)
+    }
+}
+
+#[test]
+fn a_task_returning_an_error_fails_only_its_own_result() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.try_apply(checked_sqrt, 49).unwrap(), 7);
+    match pool.try_apply(checked_sqrt, -4) {
+        Err(Error::TaskFailed(m)) => assert_eq!(m, "negative input -4"),
+        other => panic!("expected TaskFailed, got {other:?}"),
+    }
+    let rs: Vec<_> = (-2..5i64)
+        .map(|x| pool.try_apply_async(checked_sqrt, x).unwrap())
+        .collect();
+    let failed = rs
+        .iter()
+        .filter(|r| matches!(r.get(), Err(Error::TaskFailed(_))))
+        .count();
+    assert_eq!(failed, 2);
+    assert_eq!(
+        pool.try_map(checked_sqrt, [0i64, 1, 4, 9]).unwrap(),
+        vec![0, 1, 2, 3]
+    );
+    assert!(
+        matches!(pool.try_map(checked_sqrt, [0i64, -1, 4]), Err(Error::TaskFailed(m)) if m.contains("-1"))
+    );
+    let errs = Arc::new(Mutex::new(Vec::new()));
+    let e = errs.clone();
+    pool.try_apply_async_with(
+        checked_sqrt,
+        -9,
+        Callbacks::new().error_callback(move |err| e.lock().unwrap().push(err.to_string())),
+    )
+    .unwrap()
+    .wait();
+    assert_eq!(
+        *errs.lock().unwrap(),
+        vec!["the task failed: negative input -9".to_owned()]
+    );
+}
