@@ -65,7 +65,8 @@ pub const WAITERS: u32 = 1 << 31;
 /// How long an opener sleeps between liveness checks of an initialising creator.
 const POLL_SLICE: Duration = Duration::from_millis(5);
 
-/// How long an opener sleeps between looks at an `UNINIT` header.
+/// How long an opener sleeps between looks at an `UNINIT` header (loom yields instead).
+#[cfg(not(shmkit_loom))]
 const UNINIT_POLL: Duration = Duration::from_micros(200);
 
 /// The header at offset 0 of every segment. See the module docs for the layout.
