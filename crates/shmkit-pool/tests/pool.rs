@@ -782,3 +782,36 @@ fn a_task_returning_an_error_fails_only_its_own_result() {
         vec!["the task failed: negative input -9".to_owned()]
     );
 }
+
+fn big_or_die(v: Vec<u8>) -> usize {
+    if v.first() == Some(&0xff) {
+        // SAFETY: killing this (worker) process; that is the test.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    v.len()
+}
+
+#[test]
+fn a_worker_dying_amid_fragmented_messages_fails_only_its_task() {
+    let pool = Pool::builder()
+        .processes(2)
+        .ring_bytes(4096)
+        .prefetch(4)
+        .build()
+        .unwrap();
+    let mut rs = Vec::new();
+    for i in 0..12u8 {
+        let mut v = vec![i; 50_000 + usize::from(i)];
+        if i == 5 {
+            v[0] = 0xff;
+        }
+        rs.push(pool.apply_async(big_or_die, v).unwrap());
+    }
+    for (i, r) in rs.iter().enumerate() {
+        if i == 5 {
+            worker_died(&r.get().map(|n| n as u32));
+        } else {
+            assert_eq!(r.get().unwrap(), 50_000 + i);
+        }
+    }
+}
