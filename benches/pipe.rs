@@ -94,14 +94,14 @@ fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
     e
 }
 
-/// Spins until `done()`; after 20 000 checks also yields between checks, so that on
+/// Spins until `done()`; after 2 000 checks (some tens of µs) also yields between checks, so that on
 /// a machine with more runnable threads than cores the peer still gets to run (on
 /// an idle machine the answer comes long before that and this is a pure spin).
 fn spin_wait(mut done: impl FnMut() -> bool) {
     let mut n = 0u32;
     while !done() {
         n = n.saturating_add(1);
-        if n > 20_000 {
+        if n > 2_000 {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();

@@ -12,10 +12,10 @@ use std::time::Duration;
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
 /// Busy-poll mode: iterations between clock reads.
-const BUSY_CHECK: u32 = 256;
-/// Busy-poll mode: rounds of [`BUSY_CHECK`] spins (some tens of microseconds) after
+const BUSY_CHECK: u32 = 64;
+/// Busy-poll mode: rounds of [`BUSY_CHECK`] spins (about 20 µs in all) after
 /// which each round also yields the CPU, so that a peer sharing this core can run.
-const BUSY_ROUNDS_BEFORE_YIELD: u32 = 16;
+const BUSY_ROUNDS_BEFORE_YIELD: u32 = 8;
 
 /// Waits until `ready()` or `deadline`, by spinning (`busy`) or spin-then-sleep on the
 /// event count `ec`; sweeps `peer`'s dead holders every slice. Returns `false` on

@@ -22,11 +22,12 @@
 //! let (a, b) = Pipe::duplex()?;
 //! a.send(&("hello", 42u32))?;
 //! assert_eq!(b.recv::<(String, u32)>()?, ("hello".to_string(), 42));
-//! b.send_bytes(&vec![7u8; 3 << 20])?; // bigger than the ring: sent in fragments
-//! # let t = std::thread::spawn(move || a.recv_bytes().map(|m| (a, m)));
-//! # let (a, big) = t.join().unwrap()?;
+//! // Bigger than the 1 MiB ring: streamed in fragments while the other end reads.
+//! let reader = std::thread::spawn(move || a.recv_bytes().map(|m| (a, m)));
+//! b.send_bytes(&vec![7u8; 3 << 20])?;
+//! let (a, big) = reader.join().expect("reader thread")?;
 //! assert_eq!(big.len(), 3 << 20);
-//! drop(b);
+//! drop(b); // the only handle of that end: the pipe is at EOF for `a`
 //! assert!(a.poll()?); // EOF counts as readable
 //! assert!(matches!(a.recv_bytes(), Err(Error::Eof)));
 //! # Ok::<(), shmkit_pipe::Error>(())
