@@ -374,6 +374,13 @@ pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>>
     match ring.try_pop_bytes(dst) {
         Ok(()) => {
             ctl.not_full.notify_all();
+            // Pass the baton: another getter that found the head slot locked by us
+            // mid-claim was told Empty by the ring and may have gone to sleep while
+            // items remain; nobody else would wake it (found by the loom model
+            // `two_sleeping_getters_each_get_one_of_two_puts`).
+            if !ring.is_empty() {
+                ctl.not_empty.notify_all();
+            }
             Ok(Some(()))
         }
         Err(shmkit_ring::Error::Empty) if closed => Err(Error::Closed),
@@ -416,6 +423,11 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
     match ring.try_push_bytes(src) {
         Ok(()) => {
             ctl.not_empty.notify_all();
+            // Pass the baton, as in `try_pop`: a putter that found the tail slot
+            // locked by us mid-claim was told Full and may sleep while there is room.
+            if ring.len() < ring.config().capacity() {
+                ctl.not_full.notify_all();
+            }
             Ok(Some(()))
         }
         Err(shmkit_ring::Error::Full(())) => Ok(None),

@@ -92,3 +92,69 @@ fn join_wakes_on_the_last_task_done() {
         w.join().unwrap();
     });
 }
+
+/// Three threads over the MPMC ring explode the state space: these models run with a
+/// preemption bound of 1 and still take many minutes when they pass, so they are
+/// `#[ignore]`d (run them with `-- --ignored`). Without the baton pass in
+/// `raw::try_pop` the getters model reports its deadlock within ~30 s.
+fn model3(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(1);
+    b.check(f);
+}
+
+/// A getter that finds the head slot locked by another getter mid-claim is told Empty
+/// by the ring; the other getter must pass the baton or the first sleeps with an item
+/// in the queue (a real bug this model found).
+#[test]
+#[ignore = "minutes of loom exploration; run with --ignored"]
+fn two_sleeping_getters_each_get_one_of_two_puts() {
+    model3(|| {
+        let (ctl, ring) = setup(2);
+        let getters: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, r) = (Arc::clone(&ctl), ring.clone());
+                thread::spawn(move || {
+                    let mut dst = [0u8; 8];
+                    raw::pop_wait(&c, &r, &mut dst, Deadline::NEVER, &Forever).unwrap();
+                    dst[0]
+                })
+            })
+            .collect();
+        raw::push_wait(&ctl, &ring, &[1; 8], Deadline::NEVER, &Forever).unwrap();
+        raw::push_wait(&ctl, &ring, &[2; 8], Deadline::NEVER, &Forever).unwrap();
+        let mut got: Vec<u8> = getters.into_iter().map(|g| g.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+    });
+}
+
+#[test]
+#[ignore = "minutes of loom exploration; run with --ignored"]
+fn two_sleeping_putters_on_a_full_queue_each_get_room() {
+    model3(|| {
+        let (ctl, ring) = setup(2);
+        raw::push_wait(&ctl, &ring, &[1; 8], Deadline::NEVER, &Forever).unwrap();
+        raw::push_wait(&ctl, &ring, &[2; 8], Deadline::NEVER, &Forever).unwrap();
+        let putters: Vec<_> = (3..5u8)
+            .map(|v| {
+                let (c, r) = (Arc::clone(&ctl), ring.clone());
+                thread::spawn(move || {
+                    raw::push_wait(&c, &r, &[v; 8], Deadline::NEVER, &Forever).unwrap();
+                })
+            })
+            .collect();
+        let mut dst = [0u8; 8];
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+            got.push(dst[0]);
+        }
+        for p in putters {
+            p.join().unwrap();
+        }
+        assert_eq!(&got[..2], [1, 2]);
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4]);
+    });
+}
