@@ -2,6 +2,7 @@
 //! [`wait_any`] over several events.
 
 use crate::futex::{self, Deadline, WaitAny};
+#[cfg(not(shmkit_loom))]
 use crate::Result;
 use shmkit_segment::shim::atomic::{AtomicU32, Ordering};
 #[cfg(not(shmkit_loom))]
