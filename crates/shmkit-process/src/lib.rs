@@ -44,5 +44,5 @@ pub use error::{Error, Result};
 pub use exit::{BoxError, IntoExitCode, Run};
 pub use info::{active_children, cpu_count, current_process, parent_process};
 pub use process::{Process, StartMethod};
-pub use spawn::{init, HANDSHAKE_TIMEOUT, SPAWN_ENV};
+pub use spawn::{init, FnRef, HANDSHAKE_TIMEOUT, SPAWN_ENV};
 pub use state::ProcessInfo;

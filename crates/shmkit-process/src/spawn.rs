@@ -73,6 +73,43 @@ fn anchor() -> usize {
     anchor as fn() -> usize as usize
 }
 
+/// A portable reference to a function of the main executable — its offset from an
+/// anchor function of this crate, the naming [`Process::spawn_fn`](crate::Process::spawn_fn)
+/// uses. Valid in this process, in forked children and in children started with the
+/// spawn start method (the same executable re-executed: ASLR moves it as one block).
+/// Layers above use it to name functions in their own messages (the pool's tasks).
+///
+/// ```
+/// use shmkit_process::FnRef;
+/// fn double(x: u32) -> u32 { 2 * x }
+/// let r = FnRef::from_addr(double as fn(u32) -> u32 as usize).expect("in the executable");
+/// assert_eq!(r.addr(), double as fn(u32) -> u32 as usize);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FnRef(i64);
+
+impl FnRef {
+    /// The reference to the code at `addr` (a `fn` pointer cast to `usize`); `None`
+    /// when that code does not live in the same object as this crate (e.g. in a
+    /// dynamically loaded library), so that another process could not find it.
+    pub fn from_addr(addr: usize) -> Option<FnRef> {
+        let base = sys::object_base(anchor());
+        if base.is_some() && sys::object_base(addr) != base {
+            return None;
+        }
+        Some(FnRef(offset(addr) as i64))
+    }
+
+    /// The address the reference names in the calling process. Turning it back into
+    /// a function (`transmute`) is sound only for the type it was made from, in a
+    /// process running the same executable (forked, or spawned by this crate, which
+    /// checks the executable's device and inode).
+    pub fn addr(self) -> usize {
+        let off = isize::try_from(self.0).unwrap_or(isize::MIN);
+        (anchor() as isize).wrapping_add(off) as usize
+    }
+}
+
 /// What the parent computes at `spawn_fn`.
 pub(crate) struct SpawnSpec {
     trampoline_off: isize,
