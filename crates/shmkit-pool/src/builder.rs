@@ -96,8 +96,7 @@ impl Builder {
     /// [`Error::InvalidArgument`] for 0 processes, a zero `maxtasksperchild` or
     /// `prefetch`, or a ring size that is not a power of two ≥ 4096;
     /// [`Error::NotInExecutable`] or [`Error::Codec`] for the initializer;
-    /// [`Error::Process`] or [`Error::Segment`] when a worker cannot start;
-    /// [`Error::SpawnUnavailable`] for the spawn method in this build.
+    /// [`Error::Process`] or [`Error::Segment`] when a worker cannot start.
     pub fn build(self) -> Result<Pool> {
         let processes = self
             .processes
@@ -119,9 +118,6 @@ impl Builder {
             return Err(Error::InvalidArgument(
                 "ring_bytes must be a power of two of at least 4096",
             ));
-        }
-        if self.method == StartMethod::Spawn && !crate::fnref::PORTABLE {
-            return Err(Error::SpawnUnavailable);
         }
         let init = self.init.transpose()?;
         let cfg = Config {

@@ -25,14 +25,14 @@ pub(crate) type Tramp = fn(usize, &[u8], &mut Vec<u8>) -> TrampResult;
 /// A task function as a worker finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CodeRef {
-    tramp: crate::fnref::FnRef,
-    func: crate::fnref::FnRef,
+    tramp: shmkit_process::FnRef,
+    func: shmkit_process::FnRef,
 }
 
 impl CodeRef {
     /// References `func` (a `fn` pointer cast to `usize`) called through `tramp`.
     pub(crate) fn new(tramp: Tramp, func: usize) -> Result<Self> {
-        let r = |addr| crate::fnref::FnRef::from_addr(addr).ok_or(Error::NotInExecutable);
+        let r = |addr| shmkit_process::FnRef::from_addr(addr).ok_or(Error::NotInExecutable);
         Ok(CodeRef {
             tramp: r(tramp as usize)?,
             func: r(func)?,

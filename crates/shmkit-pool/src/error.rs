@@ -49,12 +49,6 @@ pub enum Error {
     /// A builder setting is out of range (the message says which).
     #[error("invalid pool setting: {0}")]
     InvalidArgument(&'static str),
-    /// The spawn start method needs portable function references from
-    /// `shmkit-process`, which this build does not have yet; use the fork method.
-    #[error(
-        "the spawn start method is not available for pools in this build; use StartMethod::Fork"
-    )]
-    SpawnUnavailable,
     /// An argument or result could not be encoded or decoded with shmkit's codec.
     #[error("codec: {what}: {source}")]
     Codec {

@@ -45,7 +45,6 @@
 mod builder;
 mod code;
 mod error;
-mod fnref;
 mod handler;
 mod imap;
 mod pool;
