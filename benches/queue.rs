@@ -74,8 +74,16 @@ fn relax() {
     });
 }
 
+/// CPUs online. Not `available_parallelism`: that follows this process's affinity,
+/// which `pin` narrows to one CPU, and would then report one core for good.
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).clamp(1, 1024)
+}
+
 fn two_cores() -> bool {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+    online_cpus() >= 2
 }
 
 /// Pins the calling process to `cpu` (ignored if it fails).
@@ -92,7 +100,7 @@ fn pin(cpu: usize) {
 fn unpin() {
     // SAFETY: as in `pin`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for cpu in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+    for cpu in 0..online_cpus() {
         // SAFETY: as in `pin`.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
