@@ -157,6 +157,26 @@ impl Pool {
         Ok(())
     }
 
+    /// Submits one encoded task whose result (and callbacks) decode as `R`.
+    fn submit_one<R>(&self, msg: Vec<u8>, callbacks: Callbacks<R>) -> Result<AsyncResult<R>>
+    where
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let slot = Arc::new(Slot::default());
+        if !callbacks.is_empty() {
+            self.callback_thread()?;
+        }
+        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
+        self.submit(vec![(
+            msg,
+            Sink::One {
+                slot: Arc::clone(&slot),
+                cb,
+            },
+        )])?;
+        Ok(AsyncResult::new(slot, decode_one::<R>))
+    }
+
     pub(crate) fn submit(&self, tasks: Vec<(Vec<u8>, Sink)>) -> Result<()> {
         let mut g = lock(&self.sh.inner);
         g.accepting()?;
@@ -212,19 +232,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let msg = message(code::task_one(f)?, &arg)?;
-        let slot = Arc::new(Slot::default());
-        if !callbacks.is_empty() {
-            self.callback_thread()?;
-        }
-        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
-        self.submit(vec![(
-            msg,
-            Sink::One {
-                slot: Arc::clone(&slot),
-                cb,
-            },
-        )])?;
-        Ok(AsyncResult::new(slot, decode_one::<R>))
+        self.submit_one(msg, callbacks)
     }
 
     /// [`apply_async_with`](Pool::apply_async_with) for a task that returns a
@@ -245,19 +253,7 @@ impl Pool {
         E: std::fmt::Display,
     {
         let msg = message(code::task_try(f)?, &arg)?;
-        let slot = Arc::new(Slot::default());
-        if !callbacks.is_empty() {
-            self.callback_thread()?;
-        }
-        let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_one::<R>));
-        self.submit(vec![(
-            msg,
-            Sink::One {
-                slot: Arc::clone(&slot),
-                cb,
-            },
-        )])?;
-        Ok(AsyncResult::new(slot, decode_one::<R>))
+        self.submit_one(msg, callbacks)
     }
 
     /// [`try_apply_async_with`](Pool::try_apply_async_with) without callbacks.
