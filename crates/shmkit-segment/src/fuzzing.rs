@@ -94,3 +94,35 @@ pub fn open_input(input: &[u8]) -> Result<HeaderSnapshot> {
     assert_eq!(crate::Token::from_bytes(&token.to_bytes())?, token);
     Ok(info)
 }
+
+/// Every file of the fuzz corpus `fuzz/corpus/<target>/` of this workspace, as
+/// `(file name, bytes)` sorted by name, for the tests that replay a corpus.
+///
+/// # Panics
+/// If the corpus folder or one of its files cannot be read (a test helper: a missing
+/// corpus must fail the test).
+pub fn read_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading corpus {}: {e}", dir.display()));
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes =
+                std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}

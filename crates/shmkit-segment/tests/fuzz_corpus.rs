@@ -5,7 +5,6 @@
 
 use shmkit_segment::fuzzing::open_input;
 use shmkit_segment::Error;
-use std::path::PathBuf;
 
 /// The tests of this file run one at a time (the leak check counts descriptors).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -20,18 +19,7 @@ fn fuzz_fds() -> usize {
 }
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/segment_open");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
+    shmkit_segment::fuzzing::read_corpus("segment_open")
 }
 
 #[test]
