@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fork, wait, Cleanup, Exit, Pipe, TempDir};
+use common::{fork, wait, Cleanup, Exit, TempDir};
 use shmkit_segment::header::{FORMAT_VERSION, HEADER_SIZE, MAGIC};
 use shmkit_segment::{Error, Kind, Segment, SegmentOptions};
 use std::fs::OpenOptions;
@@ -230,25 +230,13 @@ fn creator_killed_during_init_is_reported_dead() {
 fn creator_killed_while_an_opener_waits_is_reported_dead() {
     let name = common::unique_name("died-wait");
     let _c = Cleanup(name.clone());
-    let mut in_init = Pipe::new();
-    let mut never = Pipe::new();
-    let (w, r) = (in_init.w, never.r);
     let child_name = name.clone();
-    let child = fork(move || {
-        let _ = SegmentOptions::new(QUEUE, 4096).create(&child_name, |_| {
-            let b = 1u8;
-            // SAFETY: writes one byte from a live local.
-            unsafe { libc::write(w, std::ptr::addr_of!(b).cast(), 1) };
-            let mut x = 0u8;
-            // Block forever (the parent never writes): the parent kills us here.
-            // SAFETY: reads into a live local.
-            unsafe { libc::read(r, std::ptr::addr_of_mut!(x).cast(), 1) };
-        });
+    // The child parks inside its initialiser: the parent kills it there.
+    let parked = common::fork_parked(move |park| {
+        let _ = SegmentOptions::new(QUEUE, 4096).create(&child_name, |_| park());
         1
     });
-    in_init.close_write();
-    never.close_read();
-    assert_eq!(in_init.read_byte(), Some(1), "child reached init");
+    let child = parked.pid;
     let opener = std::thread::spawn(move || {
         SegmentOptions::new(QUEUE, 0)
             .open_timeout(Duration::from_secs(30))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fork, wait, Cleanup, Exit, Pipe};
+use common::{wait, Cleanup, Exit};
 use shmkit_segment::{list, Kind, SegmentInfo, SegmentOptions};
 use std::path::Path;
 
@@ -92,26 +92,16 @@ fn persisted_segment_survives_its_handle_until_unlinked() {
 fn segment_of_a_killed_creator_is_stale() {
     let name = common::unique_name("killed");
     let _c = Cleanup(name.clone());
-    let mut ready = Pipe::new();
-    let mut never = Pipe::new();
-    let (w, r) = (ready.w, never.r);
     let child_name = name.clone();
-    let child = fork(move || {
+    // The child parks (holding the segment) only once it created it.
+    let parked = common::fork_parked(move |park| {
         let Ok(_seg) = SegmentOptions::new(K, 8192).create(&child_name, |_| {}) else {
             return 1;
         };
-        let b = 1u8;
-        // SAFETY: writes one byte from a live local.
-        unsafe { libc::write(w, std::ptr::addr_of!(b).cast(), 1) };
-        let mut x = 0u8;
-        // Holds the segment until killed (the parent never writes).
-        // SAFETY: reads into a live local.
-        unsafe { libc::read(r, std::ptr::addr_of_mut!(x).cast(), 1) };
+        park();
         2
     });
-    ready.close_write();
-    never.close_read();
-    assert_eq!(ready.read_byte(), Some(1), "child created the segment");
+    let child = parked.pid;
 
     let live = find(&name).expect("listed while its creator runs");
     assert_eq!(live.kind(), Some(K));
@@ -134,24 +124,12 @@ fn segment_of_a_killed_creator_is_stale() {
 fn segment_being_initialised_is_not_stale_until_its_creator_dies() {
     let name = common::unique_name("initialising");
     let _c = Cleanup(name.clone());
-    let mut in_init = Pipe::new();
-    let mut never = Pipe::new();
-    let (w, r) = (in_init.w, never.r);
     let child_name = name.clone();
-    let child = fork(move || {
-        let _ = SegmentOptions::new(K, 64).create(&child_name, |_| {
-            let b = 1u8;
-            // SAFETY: writes one byte from a live local.
-            unsafe { libc::write(w, std::ptr::addr_of!(b).cast(), 1) };
-            let mut x = 0u8;
-            // SAFETY: reads into a live local; blocks until killed.
-            unsafe { libc::read(r, std::ptr::addr_of_mut!(x).cast(), 1) };
-        });
+    let parked = common::fork_parked(move |park| {
+        let _ = SegmentOptions::new(K, 64).create(&child_name, |_| park());
         2
     });
-    in_init.close_write();
-    never.close_read();
-    assert_eq!(in_init.read_byte(), Some(1));
+    let child = parked.pid;
     let info = find(&name).unwrap();
     assert!(info.creator_alive && !info.is_stale(), "{info:?}");
     assert_eq!(info.problem.as_deref(), Some("being initialised"));

@@ -175,6 +175,42 @@ impl Drop for Pipe {
     }
 }
 
+/// A forked child parked where it called `park()`, blocked until the test kills it.
+/// Dropping this closes the pipe that keeps it blocked (it would then carry on).
+pub struct Parked {
+    pub pid: libc::pid_t,
+    _hold: Pipe,
+}
+
+/// Forks a child that runs `f(park)`. `park()` tells the parent the child got there,
+/// then blocks until the child is killed. Returns once the child has parked; panics if
+/// it ended without parking.
+pub fn fork_parked(f: impl FnOnce(&dyn Fn()) -> i32) -> Parked {
+    let mut parked = Pipe::new();
+    let mut never = Pipe::new();
+    let (w, r) = (parked.w, never.r);
+    let pid = fork(move || {
+        let park = move || {
+            let b = 1u8;
+            // SAFETY: writes one byte from a live local to the inherited pipe.
+            unsafe { libc::write(w, std::ptr::addr_of!(b).cast(), 1) };
+            let mut x = 0u8;
+            // SAFETY: reads into a live local; blocks (the parent never writes) until
+            // the child is killed.
+            unsafe { libc::read(r, std::ptr::addr_of_mut!(x).cast(), 1) };
+        };
+        f(&park)
+    });
+    parked.close_write();
+    never.close_read();
+    assert_eq!(
+        parked.read_byte(),
+        Some(1),
+        "child {pid} ended without parking"
+    );
+    Parked { pid, _hold: never }
+}
+
 /// Whether `/dev/shm/shmkit.<name>` exists.
 pub fn shm_exists(name: &str) -> bool {
     shmkit_segment::shm_path(name).exists()
