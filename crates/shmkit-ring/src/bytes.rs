@@ -83,23 +83,12 @@ pub struct Record {
 /// # Errors
 /// [`Error::Incompatible`] if `cfg` is not a byte-ring config.
 pub fn new(cfg: &RingConfig) -> Result<(Producer, Consumer)> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Bytes)?;
     let mem = Mem::new_heap(cfg);
     Ok((
         Producer::from_mem(mem.clone(), false)?,
         Consumer::from_mem(mem, false)?,
     ))
-}
-
-fn kind_is(cfg: &RingConfig) -> Result<()> {
-    if cfg.kind() != RingKind::Bytes {
-        return Err(Error::Incompatible {
-            what: "ring kind",
-            expected: RingKind::Bytes as u64,
-            found: cfg.kind() as u64,
-        });
-    }
-    Ok(())
 }
 
 /// Initialises a byte ring of `cfg` in `region` of `seg`, once, before any attach.
@@ -112,7 +101,7 @@ pub fn init(
     region: shmkit_segment::layout::ByteRegion,
     cfg: &RingConfig,
 ) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Bytes)?;
     Mem::init_segment(seg, region, cfg)
 }
 
@@ -125,7 +114,7 @@ pub fn init(
 /// `ptr` must be valid for reads and writes of `len` bytes, and no handle may be using
 /// a ring there.
 pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Bytes)?;
     // SAFETY: forwarded from the caller.
     unsafe { Mem::init_raw(ptr, len, cfg) }
 }

@@ -153,6 +153,21 @@ impl RingConfig {
         self.kind
     }
 
+    /// Checks that this configuration is for a `kind` ring.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] naming the expected and found kinds.
+    pub fn expect_kind(&self, kind: RingKind) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::Incompatible {
+                what: "ring kind",
+                expected: kind as u64,
+                found: self.kind as u64,
+            });
+        }
+        Ok(())
+    }
+
     /// Slots, or bytes of the data area for a byte ring.
     pub const fn capacity(&self) -> usize {
         // Cast: at most 2^40, checked at construction (64-bit targets only).

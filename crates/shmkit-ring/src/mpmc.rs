@@ -115,19 +115,8 @@ pub struct Mpmc {
 /// # Errors
 /// [`Error::Incompatible`] if `cfg` is not an MPMC config.
 pub fn new(cfg: &RingConfig) -> Result<Mpmc> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Mpmc)?;
     Ok(Mpmc::from_mem(Mem::new_heap(cfg)))
-}
-
-fn kind_is(cfg: &RingConfig) -> Result<()> {
-    if cfg.kind() != RingKind::Mpmc {
-        return Err(Error::Incompatible {
-            what: "ring kind",
-            expected: RingKind::Mpmc as u64,
-            found: cfg.kind() as u64,
-        });
-    }
-    Ok(())
 }
 
 /// Initialises an MPMC ring of `cfg` in `region` of `seg` (reserve it with
@@ -141,7 +130,7 @@ pub fn init(
     region: shmkit_segment::layout::ByteRegion,
     cfg: &RingConfig,
 ) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Mpmc)?;
     Mem::init_segment(seg, region, cfg)
 }
 
@@ -154,7 +143,7 @@ pub fn init(
 /// `ptr` must be valid for reads and writes of `len` bytes, and no handle may be using
 /// a ring there.
 pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Mpmc)?;
     // SAFETY: forwarded from the caller.
     unsafe { Mem::init_raw(ptr, len, cfg) }
 }

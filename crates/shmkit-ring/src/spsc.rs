@@ -38,20 +38,9 @@ use std::ptr::NonNull;
 /// # Errors
 /// [`Error::Incompatible`] if `cfg` is not an SPSC config.
 pub fn new(cfg: &RingConfig) -> Result<(Producer, Consumer)> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Spsc)?;
     let mem = Mem::new_heap(cfg);
     Ok((Producer::from_mem(mem.clone())?, Consumer::from_mem(mem)?))
-}
-
-fn kind_is(cfg: &RingConfig) -> Result<()> {
-    if cfg.kind() != RingKind::Spsc {
-        return Err(Error::Incompatible {
-            what: "ring kind",
-            expected: RingKind::Spsc as u64,
-            found: cfg.kind() as u64,
-        });
-    }
-    Ok(())
 }
 
 /// Initialises an SPSC ring of `cfg` in `region` of `seg` (reserve the region with
@@ -66,7 +55,7 @@ pub fn init(
     region: shmkit_segment::layout::ByteRegion,
     cfg: &RingConfig,
 ) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Spsc)?;
     Mem::init_segment(seg, region, cfg)
 }
 
@@ -79,7 +68,7 @@ pub fn init(
 /// `ptr` must be valid for reads and writes of `len` bytes, and no handle may be using
 /// a ring there.
 pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result<()> {
-    kind_is(cfg)?;
+    cfg.expect_kind(RingKind::Spsc)?;
     // SAFETY: forwarded from the caller.
     unsafe { Mem::init_raw(ptr, len, cfg) }
 }
