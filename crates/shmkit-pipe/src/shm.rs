@@ -11,12 +11,11 @@ use shmkit_segment::{Segment, SegmentOptions};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-/// Offsets of `tail` and `head` in a shmkit-ring header (layout version 1, asserted
-/// by `assert_layout!` in shmkit-ring: `meta @ 0, tail @ 128, head @ 256`).
-const RING_TAIL: usize = 128;
-const RING_HEAD: usize = 256;
-/// Offset of the ring header's version word (`Meta.version @ 4`).
-const RING_VERSION: usize = 4;
+// Offsets of the version word, `tail` and `head` in a ring header, from the ring
+// crate itself (its `assert_layout!` pins them).
+use shmkit_ring::raw::{
+    HEAD_OFFSET as RING_HEAD, TAIL_OFFSET as RING_TAIL, VERSION_OFFSET as RING_VERSION,
+};
 
 /// Where everything of a pipe of `capacity` ring bytes lies.
 struct Placement {

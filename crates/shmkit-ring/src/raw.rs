@@ -70,6 +70,18 @@ shmkit_segment::assert_layout!(Meta, size = 48, align = 8,
 shmkit_segment::assert_layout!(RingHeader, size = 384, align = 128,
     meta @ 0, tail @ 128, head @ 256);
 
+/// Offset of the ring's layout version word (an `AtomicU32` holding [`VERSION`]).
+pub const VERSION_OFFSET: usize =
+    std::mem::offset_of!(RingHeader, meta) + std::mem::offset_of!(Meta, version);
+#[cfg(not(shmkit_loom))]
+const _: () = assert!(VERSION_OFFSET == 4 && TAIL_OFFSET == 128 && HEAD_OFFSET == 256);
+
+/// Offset of the producer's index (`tail`, an `AtomicU64`) from the start of a ring,
+/// for layers that peek at a ring's fill level without a handle (read-only).
+pub const TAIL_OFFSET: usize = std::mem::offset_of!(RingHeader, tail);
+/// Offset of the consumer's index (`head`, an `AtomicU64`) from the start of a ring.
+pub const HEAD_OFFSET: usize = std::mem::offset_of!(RingHeader, head);
+
 /// Control words of one MPMC slot: its stamp (position << 3 | state) and the owner id
 /// of the handle holding the slot's claim lock (0 = free). See `mpmc`.
 #[derive(Debug, Default)]
