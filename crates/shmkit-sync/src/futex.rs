@@ -9,20 +9,34 @@
 //! waiter announced itself, so the uncontended paths make no system call.
 //!
 //! # Spinning
-//! On the development VMs waking a sleeper on the other core costs about 30 µs, while
-//! a shared-atomic round trip costs about 240 ns: when the awaited change comes
-//! within a few tens of microseconds, spinning is far cheaper than sleeping. The
-//! spin budget is per thread and adapts to what the thread observes:
+//! On the development VMs waking a sleeper on the other core costs about 30 µs (the
+//! idle vCPU has halted: every cross-core wake is a VM exit), while a shared-atomic
+//! round trip costs about 270 ns and a same-core futex round trip about 2 µs: when
+//! the awaited change comes from another core within a few tens of microseconds,
+//! spinning is far cheaper than sleeping; when it comes from a peer on our own core,
+//! spinning only delays it. The spin budget is per thread and adapts to what the
+//! thread observes at the end of each wait (`t` = the whole wait, spin included):
 //!
 //! * it starts at [`INITIAL_SPIN`] and stays within [`MIN_SPIN`] (none)..=[`MAX_SPIN`];
-//! * a spin that succeeds after `t` raises the budget to at least `2t`;
-//! * a wait that had to sleep halves it: when the peer runs on our core, spinning
-//!   only delays it (measured: a rule that *raised* the budget after short sleeps
-//!   oscillated at 30–60 µs per same-core round trip instead of 2 µs);
+//! * a wait that ends without sleeping — in the spin, or in a re-check after it — raises
+//!   the budget to at least `2t` (capped);
+//! * a wait that had to sleep in the kernel halves it: when the peer runs on our core,
+//!   spinning only delays it (measured: a rule that *raised* the budget after short
+//!   sleeps oscillated at 30–60 µs per same-core round trip instead of 2 µs; sleep
+//!   lengths cannot tell the cores apart on a loaded machine, where cross-core wakes
+//!   are fast too);
 //! * every [`PROBE_EVERY`]-th spin uses the full [`MAX_SPIN`] budget once, so a
 //!   thread whose budget fell to the minimum rediscovers a peer that now answers
-//!   from another core within tens of microseconds;
+//!   from another core; each failed probe doubles the gap to the next one (up to 16x),
+//!   a successful one resets it, so a same-core peer costs a probe only every few
+//!   thousand waits;
 //! * timeouts leave it unchanged.
+//!
+//! Whether a wait slept is recorded by [`wait`], [`wait_many`] and
+//! [`EventCount::wait`] themselves, so a caller that reports a wait ending in its
+//! re-check ([`note_slept`]) does not lower the budget by mistake (the queue did, and
+//! its cross-core blocking ping-pong collapsed into sleeping: 47 µs round trips
+//! instead of a few hundred nanoseconds).
 //!
 //! The spinner never calls `sched_yield`: measured on the loaded development VMs, a
 //! yield hands the core to unrelated runnable tasks for a whole time slice (an Event
@@ -64,25 +78,70 @@ mod adapt {
     thread_local! {
         static BUDGET: Cell<u64> = const { Cell::new(ns(INITIAL_SPIN)) };
         static SPINS: Cell<u32> = const { Cell::new(0) };
+        /// Spins until the next full-budget probe.
+        static GAP: Cell<u32> = const { Cell::new(super::PROBE_EVERY) };
+        /// Whether the current spin is a probe.
+        static PROBING: Cell<bool> = const { Cell::new(false) };
+        /// Whether the current wait has slept in the kernel.
+        static SLEPT: Cell<bool> = const { Cell::new(false) };
     }
 
     pub(super) fn budget() -> u64 {
         BUDGET.with(Cell::get)
     }
 
-    /// The budget for the next spin: every PROBE_EVERY-th one is a full probe.
+    /// Start of a wait: nothing slept yet.
+    pub(super) fn begin() {
+        SLEPT.with(|c| c.set(false));
+    }
+
+    /// The current wait sleeps in the kernel.
+    pub(super) fn sleeping() {
+        SLEPT.with(|c| c.set(true));
+    }
+
+    /// The wait that started at `started` has ended at `now`: adapt the budget.
+    pub(super) fn finish(started: u64, now: u64) {
+        if SLEPT.with(Cell::get) {
+            set(budget() / 2);
+        } else {
+            set(budget().max(now.saturating_sub(started).saturating_mul(2)));
+        }
+    }
+
+    /// The budget for the next spin: a full probe once the probe gap has passed.
     pub(super) fn next_budget() -> u64 {
         let n = SPINS.with(|c| {
             let n = c.get().wrapping_add(1);
             c.set(n);
             n
         });
-        if n % super::PROBE_EVERY == 0 {
+        if n >= GAP.with(Cell::get) {
+            SPINS.with(|c| c.set(0));
+            PROBING.with(|c| c.set(true));
             MAX
         } else {
             budget()
         }
     }
+
+    /// Called when a spin ends: a failed probe doubles the gap to the next one (up to
+    /// PROBE_EVERY * MAX_PROBE_BACKOFF), a successful one resets it.
+    pub(super) fn probe_result(ok: bool) {
+        if PROBING.with(|c| c.replace(false)) {
+            let gap = if ok {
+                super::PROBE_EVERY
+            } else {
+                GAP.with(Cell::get)
+                    .saturating_mul(2)
+                    .min(super::PROBE_EVERY * MAX_PROBE_BACKOFF)
+            };
+            GAP.with(|c| c.set(gap));
+        }
+    }
+
+    /// Failed probes space the next ones out up to this factor.
+    const MAX_PROBE_BACKOFF: u32 = 16;
 
     /// Budgets below this do not spin at all (one clock read costs ~20 ns).
     const FLOOR: u64 = 250;
@@ -118,6 +177,7 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
     #[cfg(not(shmkit_loom))]
     {
         use shmkit_segment::shim::time::now_nanos;
+        adapt::begin();
         if done() {
             return true;
         }
@@ -133,21 +193,26 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
                 if done() {
                     let t = now_nanos().saturating_sub(start);
                     adapt::set(adapt::budget().max(t.saturating_mul(2)));
+                    adapt::probe_result(true);
                     return true;
                 }
             }
         }
+        adapt::probe_result(false);
         false
     }
 }
 
-/// Feeds a wait that had to sleep back into the spin budget (halves it). `started`
-/// is the [`now`] taken before the spin phase (kept for callers and diagnostics).
+/// Ends a wait whose spin ([`spin_until`]) failed but whose condition then came true
+/// (after sleeping, or in a re-check before sleeping): a wait that slept in [`wait`],
+/// [`wait_many`] or [`EventCount::wait`] halves the spin budget, one that did not
+/// raises it to twice its length (see the module docs). `started` is the [`now`]
+/// taken before the spin.
 #[inline]
 pub fn note_slept(started: u64) {
     let _ = started;
     #[cfg(not(shmkit_loom))]
-    adapt::set(adapt::budget() / 2);
+    adapt::finish(started, now());
 }
 
 /// A timestamp for [`note_slept`] (0 under loom).
@@ -161,6 +226,8 @@ pub fn now() -> u64 {
 /// after every return.
 #[inline]
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
+    #[cfg(not(shmkit_loom))]
+    adapt::sleeping();
     sys::wait(word, expected, deadline)
 }
 
@@ -184,6 +251,8 @@ pub fn wake_all(word: &AtomicU32) -> usize {
 /// # Panics
 /// If `words` is empty or longer than 128.
 pub fn wait_many(words: &[(&AtomicU32, u32)], deadline: Deadline) -> WaitAny {
+    #[cfg(not(shmkit_loom))]
+    adapt::sleeping();
     sys::wait_any(words, deadline)
 }
 
@@ -296,14 +365,31 @@ mod tests {
         assert!(t.elapsed() < Duration::from_millis(50));
         let b = spin_budget();
         assert!(b >= MIN_SPIN && b <= MAX_SPIN);
-        // A long sleep halves the budget, down to the minimum.
+        // Waits that slept halve the budget, down to none (`wait` on a word that
+        // differs from `expected` returns at once, but it is a sleep attempt).
+        let word = AtomicU32::new(0);
         for _ in 0..40 {
-            note_slept(now().saturating_sub(1_000_000_000));
+            let started = now();
+            assert!(!spin_until(Deadline::NEVER, || false));
+            let _ = wait(&word, 1, Deadline::NEVER);
+            note_slept(started);
         }
         assert_eq!(spin_budget(), MIN_SPIN);
-        // Within PROBE_EVERY spins a full-budget probe catches a 5 µs answer and
-        // raises the budget to about 10 µs.
-        let caught = (0..=PROBE_EVERY).any(|_| {
+        // A zero budget checks the condition once (one of two calls may be a probe).
+        let checks: Vec<u32> = (0..2)
+            .map(|_| {
+                let mut n = 0;
+                assert!(!spin_until(Deadline::NEVER, || {
+                    n += 1;
+                    false
+                }));
+                n
+            })
+            .collect();
+        assert!(checks.contains(&1), "{checks:?}");
+        // Within 16 * PROBE_EVERY spins (failed probes space the next ones out) a
+        // full-budget probe catches a 5 µs answer and raises the budget to ~10 µs.
+        let caught = (0..=16 * PROBE_EVERY).any(|_| {
             let t0 = std::time::Instant::now();
             spin_until(Deadline::NEVER, || t0.elapsed() > Duration::from_micros(5))
         });
@@ -314,6 +400,33 @@ mod tests {
             n += 1;
             n > 3
         }));
+    }
+
+    #[test]
+    fn a_wait_ending_without_sleep_raises_the_budget() {
+        let word = AtomicU32::new(0);
+        for _ in 0..40 {
+            let started = now();
+            assert!(!spin_until(Deadline::NEVER, || false));
+            let _ = wait(&word, 1, Deadline::NEVER);
+            note_slept(started);
+        }
+        assert_eq!(spin_budget(), MIN_SPIN);
+        // The spin failed (budget zero, or a probe), the re-check after it succeeded
+        // 20 µs after the wait began, without sleeping: the budget becomes ~40 µs.
+        let started = now();
+        let _ = spin_until(Deadline::NEVER, || false);
+        while now() < started + 20_000 {
+            std::hint::spin_loop();
+        }
+        note_slept(started);
+        assert!(spin_budget() >= Duration::from_micros(39), "{:?}", spin_budget());
+        // A later sleep halves it again.
+        let started = now();
+        assert!(!spin_until(Deadline::NEVER, || false));
+        let _ = wait(&word, 1, Deadline::NEVER);
+        note_slept(started);
+        assert!(spin_budget() < Duration::from_micros(39));
     }
 
     #[test]
