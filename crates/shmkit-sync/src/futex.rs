@@ -420,7 +420,11 @@ mod tests {
             std::hint::spin_loop();
         }
         note_slept(started);
-        assert!(spin_budget() >= Duration::from_micros(39), "{:?}", spin_budget());
+        assert!(
+            spin_budget() >= Duration::from_micros(39),
+            "{:?}",
+            spin_budget()
+        );
         // A later sleep halves it again.
         let started = now();
         assert!(!spin_until(Deadline::NEVER, || false));
