@@ -1,7 +1,7 @@
 //! [`RingConfig`]: the shape of a ring, and how much memory it needs.
 
 use crate::error::{Error, Result};
-use crate::raw::{HEADER_SIZE, SLOT_CTL_SIZE};
+use crate::raw::{HEADER_SIZE, SLOT_CTL_SIZE, SPSC_SEQ_SIZE};
 use crate::us;
 
 /// Which algorithm a ring runs (stored in its header; an attach checks it).
@@ -196,7 +196,7 @@ impl RingConfig {
     /// Bytes of the data area after the header.
     pub const fn data_len(&self) -> usize {
         let per_slot = match self.kind {
-            RingKind::Spsc => self.slot_size,
+            RingKind::Spsc => self.slot_size + SPSC_SEQ_SIZE as u64,
             RingKind::Mpmc => self.slot_size + SLOT_CTL_SIZE as u64,
             RingKind::Bytes => 1,
         };
