@@ -359,8 +359,10 @@ impl Mem {
             let cap = self.cfg.cap_u64();
             for i in 0..self.cfg.capacity() {
                 // Relaxed: published by the Release store of the header's magic.
-                self.seq(i)
-                    .store((i as u64).wrapping_add(1).wrapping_sub(cap), Ordering::Relaxed);
+                self.seq(i).store(
+                    (i as u64).wrapping_add(1).wrapping_sub(cap),
+                    Ordering::Relaxed,
+                );
             }
             return;
         }

@@ -344,7 +344,10 @@ impl Producer {
         for (k, item) in items[..n].iter().enumerate() {
             let pos = self.tail.wrapping_add(k as u64);
             // SAFETY: positions tail..tail+n are free (n <= free) and unpublished.
-            unsafe { self.mem.write(us(pos & self.mask), 0, bytemuck::bytes_of(item)) };
+            unsafe {
+                self.mem
+                    .write(us(pos & self.mask), 0, bytemuck::bytes_of(item))
+            };
             self.mark(pos);
         }
         if n > 0 {
@@ -594,7 +597,10 @@ impl Consumer {
             }
             // SAFETY: position `pos` is published (its sequence says so) and not yet
             // released.
-            unsafe { self.mem.read(us(pos & self.mask), 0, bytemuck::bytes_of_mut(&mut out[n])) };
+            unsafe {
+                self.mem
+                    .read(us(pos & self.mask), 0, bytemuck::bytes_of_mut(&mut out[n]))
+            };
             n += 1;
         }
         if n > 0 {

@@ -146,7 +146,11 @@ fn successor_producer_resumes_after_sequence_published_before_tail() {
     // The consumer is now ahead of the shared tail; both stay usable.
     assert_eq!(rx.len().unwrap(), 1);
     let mut tx = spsc::Producer::attach(&seg, region).unwrap();
-    assert_eq!(tail.load(Ordering::Relaxed), 2, "the successor repaired tail");
+    assert_eq!(
+        tail.load(Ordering::Relaxed),
+        2,
+        "the successor repaired tail"
+    );
     assert_eq!(tx.free_slots().unwrap(), 3);
     tx.try_push(12u64).unwrap();
     let mut out = [0u64; 4];
