@@ -20,8 +20,43 @@ pub const VERSION: u32 = 1;
 /// Layout version of an SPSC ring (header as [`VERSION`], plus a sequence word in
 /// front of every slot since version 2).
 pub const SPSC_VERSION: u32 = 2;
-/// Bytes of the sequence word in front of each SPSC slot.
+/// Bytes of the sequence word in front of each SPSC slot's payload.
 pub const SPSC_SEQ_SIZE: usize = 8;
+
+/// Where the parts of one SPSC slot lie, in bytes from the slot's start (slot `i`
+/// starts at `HEADER_SIZE + i * stride`). See [`spsc_slot_layout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpscSlotLayout {
+    /// Offset of the sequence word (an `AtomicU64`).
+    pub seq: usize,
+    /// Offset of the payload.
+    pub payload: usize,
+    /// Bytes from one slot to the next.
+    pub stride: usize,
+}
+
+/// The layout of an SPSC slot of `slot_size` payload bytes (a multiple of 8):
+///
+/// * `8 + slot_size <= 64`: sequence at 0, payload at 8, stride the next power of two
+///   (16, 32 or 64), so a slot never straddles a 64-byte line: sequence and payload
+///   reach the consumer in one line transfer;
+/// * larger: sequence at 56, payload at 64 (64-byte aligned, as fast copies like it),
+///   stride `64 + slot_size` rounded up to 64.
+pub const fn spsc_slot_layout(slot_size: usize) -> SpscSlotLayout {
+    if SPSC_SEQ_SIZE + slot_size <= 64 {
+        SpscSlotLayout {
+            seq: 0,
+            payload: SPSC_SEQ_SIZE,
+            stride: (SPSC_SEQ_SIZE + slot_size).next_power_of_two(),
+        }
+    } else {
+        SpscSlotLayout {
+            seq: 64 - SPSC_SEQ_SIZE,
+            payload: 64,
+            stride: 64 + slot_size.div_ceil(64) * 64,
+        }
+    }
+}
 
 /// The layout version a ring of `kind` carries in its header.
 pub(crate) const fn version_of(kind: RingKind) -> u32 {
@@ -324,23 +359,26 @@ impl Mem {
         check_place(ptr, len, cfg.size())?;
         // SAFETY: HEADER_SIZE <= cfg.size() <= len: in bounds of the caller's range.
         let area = unsafe { ptr.as_ptr().add(HEADER_SIZE) };
-        let (ctl_stride, data_off, data_stride) = match cfg.kind() {
+        let (ctl_off, ctl_stride, data_off, data_stride) = match cfg.kind() {
             RingKind::Mpmc => {
                 let s = SLOT_CTL_SIZE + cfg.slot_size();
-                (s, SLOT_CTL_SIZE, s)
+                (0, s, SLOT_CTL_SIZE, s)
             }
             RingKind::Spsc => {
-                let s = SPSC_SEQ_SIZE + cfg.slot_size();
-                (s, SPSC_SEQ_SIZE, s)
+                let l = spsc_slot_layout(cfg.slot_size());
+                (l.seq, l.stride, l.payload, l.stride)
             }
-            RingKind::Bytes => (0, 0, cfg.slot_size()),
+            RingKind::Bytes => (0, 0, 0, cfg.slot_size()),
         };
-        // SAFETY: data_off <= 16 < data_len (capacity >= 1 slot of >= 8 bytes, or a
-        // byte ring of >= 16 bytes), so still inside the caller's range.
+        // SAFETY: ctl_off < data_off <= 64 < data_len (a slot ring's stride exceeds
+        // its payload offset; a byte ring has offset 0), so still inside the caller's
+        // range.
+        let ctl = unsafe { area.add(ctl_off) };
+        // SAFETY: as just above.
         let data = unsafe { area.add(data_off) };
         Ok(Mem {
             header: ptr.cast(),
-            ctl: NonNull::new(area).ok_or(Error::Config { what: "null ring" })?,
+            ctl: NonNull::new(ctl).ok_or(Error::Config { what: "null ring" })?,
             ctl_stride,
             data: NonNull::new(data.cast()).ok_or(Error::Config { what: "null ring" })?,
             data_stride,
@@ -413,12 +451,13 @@ impl Mem {
     pub(crate) fn seq(&self, i: usize) -> &AtomicU64 {
         debug_assert!(self.cfg.kind() == RingKind::Spsc);
         let i = i & (self.cfg.capacity() - 1);
-        // SAFETY: i < capacity (masked just above), so the offset lies within the
-        // capacity * ctl_stride bytes of the slot area (or of the heap's ctl array).
+        // SAFETY: i < capacity (masked just above), so the word at `ctl + i * stride`
+        // (ctl = area + seq offset, seq offset + 8 <= stride) lies within the
+        // capacity * stride bytes of the slot area (or the heap's ctl array).
         let p = unsafe { self.ctl.as_ptr().add(i * self.ctl_stride) };
-        // SAFETY: `p` is 8-aligned (area 128-aligned, stride a multiple of 8; or a
-        // heap `SlotCtl`, whose first field is this word) and in bounds; an atomic
-        // u64 is valid for every bit pattern.
+        // SAFETY: `p` is 8-aligned (area 128-aligned, offset and stride multiples of
+        // 8; or a heap `SlotCtl`, whose first field is this word) and in bounds; an
+        // atomic u64 is valid for every bit pattern.
         unsafe { &*p.cast::<AtomicU64>() }
     }
 

@@ -3,7 +3,9 @@
 #![cfg(not(shmkit_loom))]
 #![allow(clippy::unwrap_used)]
 
-use shmkit_ring::raw::{HEADER_SIZE, SPSC_SEQ_SIZE, SPSC_VERSION, TAIL_OFFSET, VERSION_OFFSET};
+use shmkit_ring::raw::{
+    spsc_slot_layout, HEADER_SIZE, SPSC_SEQ_SIZE, SPSC_VERSION, TAIL_OFFSET, VERSION_OFFSET,
+};
 use shmkit_ring::{spsc, Error, RingConfig};
 use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit_segment::{layout::Layout, Kind, Segment};
@@ -107,7 +109,8 @@ fn segment_placement_roles_and_corruption() {
     ));
     tail.store(1, Ordering::Relaxed);
     // Corrupt the next slot's sequence (slot 1: expected 2, published, or 2 - 8).
-    let seq1 = region.offset() + HEADER_SIZE + (SPSC_SEQ_SIZE + 8);
+    let slot = spsc_slot_layout(8);
+    let seq1 = region.offset() + HEADER_SIZE + slot.stride + slot.seq;
     let seq1: &AtomicU64 = seg.get(seq1).unwrap();
     seq1.store(77, Ordering::Relaxed);
     assert!(matches!(rx.try_pop::<u64>(), Err(Error::Corrupt { .. })));
@@ -170,8 +173,40 @@ fn successor_producer_resumes_after_sequence_published_before_tail() {
 
 #[test]
 fn layout_version_and_size() {
+    // Small slots: sequence then payload, never straddling a 64-byte line.
+    for (size, stride) in [(8, 16), (16, 32), (24, 32), (32, 64), (56, 64)] {
+        let l = spsc_slot_layout(size);
+        assert_eq!((l.seq, l.payload, l.stride), (0, SPSC_SEQ_SIZE, stride));
+    }
+    // Larger: payload 64-byte aligned, its sequence just before it.
+    for (size, stride) in [(64, 128), (72, 192), (1024, 1088), (65536, 65600)] {
+        let l = spsc_slot_layout(size);
+        assert_eq!((l.seq, l.payload, l.stride), (56, 64, stride));
+    }
     let cfg = RingConfig::spsc(4, 8).unwrap();
-    assert_eq!(cfg.size(), HEADER_SIZE + 4 * (SPSC_SEQ_SIZE + 8));
+    assert_eq!(cfg.size(), HEADER_SIZE + 4 * 16);
+    let big = RingConfig::spsc(2, 1000).unwrap();
+    assert_eq!(big.size(), HEADER_SIZE + 2 * 1088);
+    // Zero-copy pointers of a large-slot ring are 64-byte aligned in the segment.
+    let mut l = Layout::new();
+    let region = big.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    spsc::init(&seg, region, &big).unwrap();
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    let mut rx = spsc::Consumer::attach(&seg, region).unwrap();
+    for k in 0..5u64 {
+        let mut w = tx.reserve().unwrap();
+        assert_eq!(w.as_mut_ptr() as usize % 64, 0);
+        w.write_at(1000 - 8, &k.to_ne_bytes());
+        w.commit();
+        let r = rx.peek().unwrap();
+        assert_eq!(r.as_ptr() as usize % 64, 0);
+        let mut b = [0u8; 8];
+        r.read_at(1000 - 8, &mut b);
+        assert_eq!(u64::from_ne_bytes(b), k);
+        r.release();
+    }
+    let cfg = RingConfig::spsc(4, 8).unwrap();
     let mut l = Layout::new();
     let region = cfg.add_to(&mut l).unwrap();
     let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
