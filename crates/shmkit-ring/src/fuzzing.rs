@@ -103,6 +103,9 @@ fn spsc_case(
     // SAFETY: as above.
     let fresh = unsafe { spsc::Consumer::attach_raw(ptr, len) };
     drop(tx);
+    // A successor producer resumes from the damaged indices and slot sequences.
+    // SAFETY: as above.
+    let mut successor = unsafe { spsc::Producer::attach_raw(ptr, len) }.ok();
     let mut handles = vec![rx];
     if let Ok(f) = fresh {
         handles.push(f);
@@ -110,6 +113,13 @@ fn spsc_case(
     for (k, &op) in ops.iter().enumerate() {
         let n = handles.len();
         let c = &mut handles[k % n];
+        if op % 8 == 7 {
+            if let Some(p) = successor.as_mut() {
+                let _ = p.try_push(u64::from(op));
+                let _ = p.free_slots();
+            }
+            continue;
+        }
         match op % 5 {
             0 => drop(c.try_pop::<u64>()),
             1 => {

@@ -14,8 +14,57 @@ use std::sync::Arc;
 
 /// `"SHRG"` little-endian: the first word of every ring header.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SHRG");
-/// Layout version of the ring header and data areas (see `docs/ring.md`).
+/// Layout version of the ring header and of the MPMC and byte rings' data areas
+/// (see `docs/ring.md`); SPSC rings carry [`SPSC_VERSION`] instead.
 pub const VERSION: u32 = 1;
+/// Layout version of an SPSC ring (header as [`VERSION`], plus a sequence word in
+/// front of every slot since version 2).
+pub const SPSC_VERSION: u32 = 2;
+/// Bytes of the sequence word in front of each SPSC slot's payload.
+pub const SPSC_SEQ_SIZE: usize = 8;
+
+/// Where the parts of one SPSC slot lie, in bytes from the slot's start (slot `i`
+/// starts at `HEADER_SIZE + i * stride`). See [`spsc_slot_layout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpscSlotLayout {
+    /// Offset of the sequence word (an `AtomicU64`).
+    pub seq: usize,
+    /// Offset of the payload.
+    pub payload: usize,
+    /// Bytes from one slot to the next.
+    pub stride: usize,
+}
+
+/// The layout of an SPSC slot of `slot_size` payload bytes (a multiple of 8):
+///
+/// * `8 + slot_size <= 64`: sequence at 0, payload at 8, stride the next power of two
+///   (16, 32 or 64), so a slot never straddles a 64-byte line: sequence and payload
+///   reach the consumer in one line transfer;
+/// * larger: sequence at 56, payload at 64 (64-byte aligned, as fast copies like it),
+///   stride `64 + slot_size` rounded up to 64.
+pub const fn spsc_slot_layout(slot_size: usize) -> SpscSlotLayout {
+    if SPSC_SEQ_SIZE + slot_size <= 64 {
+        SpscSlotLayout {
+            seq: 0,
+            payload: SPSC_SEQ_SIZE,
+            stride: (SPSC_SEQ_SIZE + slot_size).next_power_of_two(),
+        }
+    } else {
+        SpscSlotLayout {
+            seq: 64 - SPSC_SEQ_SIZE,
+            payload: 64,
+            stride: 64 + slot_size.div_ceil(64) * 64,
+        }
+    }
+}
+
+/// The layout version a ring of `kind` carries in its header.
+pub(crate) const fn version_of(kind: RingKind) -> u32 {
+    match kind {
+        RingKind::Spsc => SPSC_VERSION,
+        _ => VERSION,
+    }
+}
 /// Bytes of [`RingHeader`].
 pub const HEADER_SIZE: usize = 384;
 /// Bytes of the control words in front of each MPMC slot.
@@ -70,7 +119,8 @@ shmkit_segment::assert_layout!(Meta, size = 48, align = 8,
 shmkit_segment::assert_layout!(RingHeader, size = 384, align = 128,
     meta @ 0, tail @ 128, head @ 256);
 
-/// Offset of the ring's layout version word (an `AtomicU32` holding [`VERSION`]).
+/// Offset of the ring's layout version word (an `AtomicU32` holding [`VERSION`], or
+/// [`SPSC_VERSION`] for an SPSC ring).
 pub const VERSION_OFFSET: usize =
     std::mem::offset_of!(RingHeader, meta) + std::mem::offset_of!(Meta, version);
 #[cfg(not(shmkit_loom))]
@@ -112,7 +162,7 @@ impl RingHeader {
     pub(crate) fn init(&self, cfg: &RingConfig) {
         let m = &self.meta.0;
         // Relaxed: published by the Release store of `magic` below.
-        m.version.store(VERSION, Ordering::Relaxed);
+        m.version.store(version_of(cfg.kind()), Ordering::Relaxed);
         m.kind.store(cfg.kind() as u32, Ordering::Relaxed);
         m.flags.store(0, Ordering::Relaxed);
         m.capacity.store(cfg.cap_u64(), Ordering::Relaxed);
@@ -138,20 +188,20 @@ impl RingHeader {
             });
         }
         // Relaxed: made visible by the Acquire above; checked below anyway.
-        let version = m.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return Err(Error::Incompatible {
-                what: "ring layout version",
-                expected: VERSION.into(),
-                found: version.into(),
-            });
-        }
         let k = m.kind.load(Ordering::Relaxed);
         if k != kind as u32 {
             return Err(Error::Incompatible {
                 what: "ring kind",
                 expected: kind as u64,
                 found: k.into(),
+            });
+        }
+        let version = m.version.load(Ordering::Relaxed);
+        if version != version_of(kind) {
+            return Err(Error::Incompatible {
+                what: "ring layout version",
+                expected: version_of(kind).into(),
+                found: version.into(),
             });
         }
         RingConfig::from_raw(
@@ -218,9 +268,12 @@ unsafe impl Sync for Mem {}
 impl Mem {
     /// A new ring of `cfg` on the heap, initialised.
     pub(crate) fn new_heap(cfg: &RingConfig) -> Mem {
+        // An SPSC slot's sequence word is the `stamp` of a heap `SlotCtl` (the heap
+        // layout is private; only the shared one is a format).
         let (ctl_len, words) = match cfg.kind() {
-            RingKind::Mpmc => (cfg.capacity(), cfg.capacity() * cfg.slot_size() / 8),
-            RingKind::Spsc => (0, cfg.capacity() * cfg.slot_size() / 8),
+            RingKind::Mpmc | RingKind::Spsc => {
+                (cfg.capacity(), cfg.capacity() * cfg.slot_size() / 8)
+            }
             RingKind::Bytes => (0, cfg.capacity() / 8),
         };
         let heap = Arc::new(Heap {
@@ -306,19 +359,26 @@ impl Mem {
         check_place(ptr, len, cfg.size())?;
         // SAFETY: HEADER_SIZE <= cfg.size() <= len: in bounds of the caller's range.
         let area = unsafe { ptr.as_ptr().add(HEADER_SIZE) };
-        let (ctl_stride, data_off, data_stride) = match cfg.kind() {
+        let (ctl_off, ctl_stride, data_off, data_stride) = match cfg.kind() {
             RingKind::Mpmc => {
                 let s = SLOT_CTL_SIZE + cfg.slot_size();
-                (s, SLOT_CTL_SIZE, s)
+                (0, s, SLOT_CTL_SIZE, s)
             }
-            _ => (0, 0, cfg.slot_size()),
+            RingKind::Spsc => {
+                let l = spsc_slot_layout(cfg.slot_size());
+                (l.seq, l.stride, l.payload, l.stride)
+            }
+            RingKind::Bytes => (0, 0, 0, cfg.slot_size()),
         };
-        // SAFETY: data_off <= 16 < data_len (capacity >= 1 slot of >= 8 bytes, or a
-        // byte ring of >= 16 bytes), so still inside the caller's range.
+        // SAFETY: ctl_off < data_off <= 64 < data_len (a slot ring's stride exceeds
+        // its payload offset; a byte ring has offset 0), so still inside the caller's
+        // range.
+        let ctl = unsafe { area.add(ctl_off) };
+        // SAFETY: as just above.
         let data = unsafe { area.add(data_off) };
         Ok(Mem {
             header: ptr.cast(),
-            ctl: NonNull::new(area).ok_or(Error::Config { what: "null ring" })?,
+            ctl: NonNull::new(ctl).ok_or(Error::Config { what: "null ring" })?,
             ctl_stride,
             data: NonNull::new(data.cast()).ok_or(Error::Config { what: "null ring" })?,
             data_stride,
@@ -329,8 +389,21 @@ impl Mem {
         })
     }
 
-    /// Writes every MPMC slot's initial stamp (position i, EMPTY) and a free owner.
+    /// Writes every MPMC slot's initial stamp (position i, EMPTY) and a free owner,
+    /// or every SPSC slot's initial sequence (`i + 1 - capacity`: "position
+    /// `i - capacity` was published here", a virtual lap before the first).
     fn init_slots(&self) {
+        if self.cfg.kind() == RingKind::Spsc {
+            let cap = self.cfg.cap_u64();
+            for i in 0..self.cfg.capacity() {
+                // Relaxed: published by the Release store of the header's magic.
+                self.seq(i).store(
+                    (i as u64).wrapping_add(1).wrapping_sub(cap),
+                    Ordering::Relaxed,
+                );
+            }
+            return;
+        }
         if self.cfg.kind() != RingKind::Mpmc {
             return;
         }
@@ -371,6 +444,21 @@ impl Mem {
         // SAFETY: `p` is 8-aligned (area 128-aligned, stride a multiple of 8) and in
         // bounds; SlotCtl is two atomics, valid for every bit pattern.
         unsafe { &*p.cast::<SlotCtl>() }
+    }
+
+    /// The sequence word of SPSC slot `i` (`i` is masked to the capacity).
+    #[inline(always)]
+    pub(crate) fn seq(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(self.cfg.kind() == RingKind::Spsc);
+        let i = i & (self.cfg.capacity() - 1);
+        // SAFETY: i < capacity (masked just above), so the word at `ctl + i * stride`
+        // (ctl = area + seq offset, seq offset + 8 <= stride) lies within the
+        // capacity * stride bytes of the slot area (or the heap's ctl array).
+        let p = unsafe { self.ctl.as_ptr().add(i * self.ctl_stride) };
+        // SAFETY: `p` is 8-aligned (area 128-aligned, offset and stride multiples of
+        // 8; or a heap `SlotCtl`, whose first field is this word) and in bounds; an
+        // atomic u64 is valid for every bit pattern.
+        unsafe { &*p.cast::<AtomicU64>() }
     }
 
     /// Word index of logical byte `off` of slot `slot`; checks it is in bounds.

@@ -2,12 +2,18 @@
 //!
 //! The producer owns `tail`, the consumer owns `head`; both are monotonic `u64`
 //! positions (slot = position & (capacity - 1)). Each side keeps its own index in the
-//! handle (the shared copy is only a publication of it) and caches the other side's,
-//! reloading it only when the cached value says full / empty.
+//! handle (the shared copy is only a publication of it).
 //!
-//! Invariant (checked on every load of the other side's index, `debug_assert!`ed on
-//! every store): `0 <= tail - head <= capacity`. A loaded index that breaks it means
-//! the shared memory is corrupt, and the operation returns [`Error::Corrupt`].
+//! Every slot starts with a sequence word on the payload's cache line: the producer
+//! writes the payload, then stores `position + 1` there (Release). The consumer polls
+//! the sequence of the slot at `head` — the line it is about to read anyway — and
+//! never reads `tail` on its hot path, so a message costs it one cache-line transfer.
+//! The producer caches `head` and reloads it only when the cache says full.
+//!
+//! Invariants: `0 <= tail - head <= capacity` (checked on every load of `head` by the
+//! producer); the sequence of the slot at position `p >= head` is `p + 1` (published)
+//! or `p + 1 - capacity` (the previous lap), checked on every load by the consumer.
+//! A value that breaks them means the shared memory is corrupt: [`Error::Corrupt`].
 //!
 //! ```
 //! use shmkit_ring::{spsc, RingConfig};
@@ -95,34 +101,76 @@ pub struct Consumer {
     cap: u64,
     /// Our position; the shared `head` is a publication of it.
     head: u64,
-    /// Last `tail` loaded; `tail_cache - head <= cap` always.
-    tail_cache: u64,
     me: OwnerId,
 }
 
-/// Loads both indices and checks `0 <= tail - head <= cap`.
+/// Loads both indices and checks that they are at most a lap apart. The consumer may
+/// be ahead of the shared `tail` (a slot's sequence publishes it before `tail` moves;
+/// a producer may die in between), by at most a lap.
 fn load_indices(mem: &Mem) -> Result<(u64, u64)> {
     let h = mem.header();
     // Acquire (both): pair with the Release stores of the previous holders.
     let tail = h.tail.0.load(Ordering::Acquire);
     let head = h.head.0.load(Ordering::Acquire);
-    if tail.wrapping_sub(head) > mem.cfg().cap_u64() {
-        return Err(corrupt("tail - head exceeds the capacity"));
+    let cap = mem.cfg().cap_u64();
+    if tail.wrapping_sub(head) > cap && head.wrapping_sub(tail) > cap {
+        return Err(corrupt("tail and head more than a lap apart"));
     }
     Ok((head, tail))
+}
+
+/// Whether position `pos` is published: the sequence of its slot is `pos + 1`, or
+/// the previous lap's `pos + 1 - cap` (not yet). Any other value is corruption.
+#[inline(always)]
+fn published(mem: &Mem, mask: u64, pos: u64) -> Result<bool> {
+    // Acquire: pairs with the producer's Release store of the sequence (`mark`): its
+    // payload writes happen before our reads.
+    let s = mem.seq(us(pos & mask)).load(Ordering::Acquire);
+    let next = pos.wrapping_add(1);
+    if s == next {
+        return Ok(true);
+    }
+    if s == next.wrapping_sub(mask + 1) {
+        return Ok(false);
+    }
+    Err(corrupt("slot sequence out of range"))
+}
+
+/// The first unpublished position at or after `max(head, tail)` (whichever is ahead;
+/// `load_indices` checked they are a lap apart at most), scanning at most a lap from
+/// `head`: positions a producer published by their sequence before it died, without
+/// moving `tail`, count as published.
+fn published_end(mem: &Mem, head: u64, tail: u64) -> Result<u64> {
+    let cap = mem.cfg().cap_u64();
+    let mut p = if tail.wrapping_sub(head) <= cap {
+        tail
+    } else {
+        head
+    };
+    while p.wrapping_sub(head) < cap && published(mem, cap - 1, p)? {
+        p = p.wrapping_add(1);
+    }
+    Ok(p)
 }
 
 impl Producer {
     fn from_mem(mem: Mem) -> Result<Self> {
         let me = OwnerId::current();
         role::claim(&mem.header().meta.0.producer, me, "producer")?;
-        let (head, tail) = match load_indices(&mem) {
+        let resume = load_indices(&mem)
+            .and_then(|(head, tail)| Ok((head, tail, published_end(&mem, head, tail)?)));
+        let (head, shared_tail, tail) = match resume {
             Ok(x) => x,
             Err(e) => {
                 role::release(&mem.header().meta.0.producer, me);
                 return Err(e);
             }
         };
+        if tail != shared_tail {
+            // A predecessor died between publishing a slot and moving `tail`.
+            // Release: pairs with the Acquire loads of `tail` (`len`, attaches).
+            mem.header().tail.0.store(tail, Ordering::Release);
+        }
         let cap = mem.cfg().cap_u64();
         Ok(Producer {
             mask: cap - 1,
@@ -209,13 +257,25 @@ impl Producer {
         Ok(self.cap - self.tail.wrapping_sub(self.head_cache))
     }
 
-    /// Publishes `n` more written slots.
-    #[inline]
-    fn publish(&mut self, n: u64) {
+    /// Publishes the written slot at position `pos` to the consumer.
+    #[inline(always)]
+    fn mark(&self, pos: u64) {
+        // Release: pairs with the consumer's Acquire load of the sequence
+        // (`published`): our payload writes happen before its reads.
+        self.mem
+            .seq(us(pos & self.mask))
+            .store(pos.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Moves `tail` past `n` more slots, already `mark`ed.
+    #[inline(always)]
+    fn advance(&mut self, n: u64) {
         self.tail = self.tail.wrapping_add(n);
         debug_assert!(self.tail.wrapping_sub(self.head_cache) <= self.cap);
-        // Release: pairs with the consumer's Acquire load of `tail`: our slot writes
-        // happen before its reads.
+        // Release: orders the sequence stores before it (a successor that finds
+        // `tail` finds them), and pairs with the Acquire loads of `tail` in `len` and
+        // in attaches. The consumer's hot path does not read `tail`, so this line
+        // stays in our cache.
         self.mem.header().tail.0.store(self.tail, Ordering::Release);
     }
 
@@ -242,9 +302,10 @@ impl Producer {
         }
         let slot = us(self.tail & self.mask);
         // SAFETY: slot `tail` is free (tail - head < cap) and only this producer
-        // writes free slots; the consumer does not read it before `publish`.
+        // writes free slots; the consumer does not read it before `mark`.
         unsafe { self.mem.write(slot, 0, bytemuck::bytes_of(&item)) };
-        self.publish(1);
+        self.mark(self.tail);
+        self.advance(1);
         Ok(())
     }
 
@@ -261,13 +322,14 @@ impl Producer {
         let slot = us(self.tail & self.mask);
         // SAFETY: as in `try_push`: a free slot only this producer writes.
         unsafe { self.mem.write(slot, 0, bytes) };
-        self.publish(1);
+        self.mark(self.tail);
+        self.advance(1);
         Ok(())
     }
 
-    /// Pushes as many of `items` as fit, publishing them with one index store; returns
-    /// how many were pushed (0 when full, or when `T` is bigger than a slot, or on a
-    /// corrupt index).
+    /// Pushes as many of `items` as fit (each slot's sequence published after its
+    /// payload, `tail` once at the end); returns how many were pushed (0 when full,
+    /// or when `T` is bigger than a slot, or on a corrupt index).
     pub fn push_slice<T: Pod>(&mut self, items: &[T]) -> usize {
         if std::mem::size_of::<T>() > self.mem.cfg().slot_size() {
             return 0;
@@ -280,12 +342,16 @@ impl Producer {
         // Cast: free <= cap <= 2^32.
         let n = us(want.min(free));
         for (k, item) in items[..n].iter().enumerate() {
-            let slot = us(self.tail.wrapping_add(k as u64) & self.mask);
+            let pos = self.tail.wrapping_add(k as u64);
             // SAFETY: positions tail..tail+n are free (n <= free) and unpublished.
-            unsafe { self.mem.write(slot, 0, bytemuck::bytes_of(item)) };
+            unsafe {
+                self.mem
+                    .write(us(pos & self.mask), 0, bytemuck::bytes_of(item))
+            };
+            self.mark(pos);
         }
         if n > 0 {
-            self.publish(n as u64);
+            self.advance(n as u64);
         }
         n
     }
@@ -295,6 +361,7 @@ impl Producer {
     ///
     /// # Errors
     /// [`Error::Full`]; [`Error::Corrupt`].
+    #[inline]
     pub fn reserve(&mut self) -> Result<WriteSlot<'_>> {
         if self.free_for(1)? == 0 {
             return Err(Error::Full(()));
@@ -332,6 +399,7 @@ impl WriteSlot<'_> {
     ///
     /// # Panics
     /// If `off + bytes.len()` exceeds the slot (the check is always on).
+    #[inline]
     pub fn write_at(&mut self, off: usize, bytes: &[u8]) {
         // SAFETY: the slot is reserved: free and unpublished, written only by us.
         unsafe { self.p.mem.write(self.slot, off, bytes) };
@@ -341,6 +409,7 @@ impl WriteSlot<'_> {
     ///
     /// # Panics
     /// If `T` is bigger than a slot.
+    #[inline]
     pub fn write<T: Pod>(&mut self, value: &T) {
         self.write_at(0, bytemuck::bytes_of(value));
     }
@@ -365,8 +434,10 @@ impl WriteSlot<'_> {
     }
 
     /// Publishes the slot to the consumer.
+    #[inline]
     pub fn commit(self) {
-        self.p.publish(1);
+        self.p.mark(self.p.tail);
+        self.p.advance(1);
     }
 }
 
@@ -374,8 +445,8 @@ impl Consumer {
     fn from_mem(mem: Mem) -> Result<Self> {
         let me = OwnerId::current();
         role::claim(&mem.header().meta.0.consumer, me, "consumer")?;
-        let (head, tail) = match load_indices(&mem) {
-            Ok(x) => x,
+        let head = match load_indices(&mem) {
+            Ok((head, _)) => head,
             Err(e) => {
                 role::release(&mem.header().meta.0.consumer, me);
                 return Err(e);
@@ -386,7 +457,6 @@ impl Consumer {
             mask: cap - 1,
             cap,
             head,
-            tail_cache: tail,
             mem,
             me,
         })
@@ -427,52 +497,40 @@ impl Consumer {
         role::holder_alive(&self.mem.header().meta.0.producer)
     }
 
-    /// Slots ready to read, reloading the producer's index.
+    /// Slots ready to read: from the producer's `tail`, plus any slots published
+    /// past it (a producer stores `tail` just after a slot's sequence).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the producer's index is impossible.
+    /// [`Error::Corrupt`] if the producer's index or a sequence is impossible.
     pub fn len(&mut self) -> Result<usize> {
-        self.refresh_tail()?;
-        // Cast: at most cap <= 2^32.
-        Ok(us(self.tail_cache.wrapping_sub(self.head)))
-    }
-
-    /// Whether nothing is ready to read.
-    ///
-    /// # Errors
-    /// As [`Consumer::len`].
-    pub fn is_empty(&mut self) -> Result<bool> {
-        Ok(self.len()? == 0)
-    }
-
-    /// Reloads `tail`; checks `tail - head <= cap`.
-    #[inline]
-    fn refresh_tail(&mut self) -> Result<()> {
-        // Acquire: pairs with the producer's Release store of `tail`: its slot writes
-        // happen before our reads.
+        // Acquire: pairs with the producer's Release store of `tail`.
         let tail = self.mem.header().tail.0.load(Ordering::Acquire);
-        if tail.wrapping_sub(self.head) > self.cap || tail.wrapping_sub(self.tail_cache) > self.cap
-        {
+        if tail.wrapping_sub(self.head) > self.cap && self.head.wrapping_sub(tail) > self.cap {
             return Err(corrupt("producer index out of range"));
         }
-        self.tail_cache = tail;
-        Ok(())
+        let end = published_end(&self.mem, self.head, tail)?;
+        // Cast: at most cap <= 2^32.
+        Ok(us(end.wrapping_sub(self.head)))
     }
 
+    /// Whether nothing is ready to read (one sequence load).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the next slot's sequence is impossible.
     #[inline]
-    fn avail_for(&mut self, want: u64) -> Result<u64> {
-        let avail = self.tail_cache.wrapping_sub(self.head);
-        if avail >= want {
-            return Ok(avail);
-        }
-        self.refresh_tail()?;
-        Ok(self.tail_cache.wrapping_sub(self.head))
+    pub fn is_empty(&mut self) -> Result<bool> {
+        Ok(!self.ready(self.head)?)
     }
 
-    #[inline]
+    /// Whether position `pos` (at most a lap past `head`) is published.
+    #[inline(always)]
+    fn ready(&self, pos: u64) -> Result<bool> {
+        published(&self.mem, self.mask, pos)
+    }
+
+    #[inline(always)]
     fn release(&mut self, n: u64) {
         self.head = self.head.wrapping_add(n);
-        debug_assert!(self.tail_cache.wrapping_sub(self.head) <= self.cap);
         // Release: pairs with the producer's Acquire load of `head`: our reads of
         // these slots happen before it overwrites them.
         self.mem.header().head.0.store(self.head, Ordering::Release);
@@ -494,13 +552,13 @@ impl Consumer {
     #[inline]
     pub fn try_pop<T: Pod>(&mut self) -> Result<T> {
         self.check_len(std::mem::size_of::<T>())?;
-        if self.avail_for(1)? == 0 {
+        if !self.ready(self.head)? {
             return Err(Error::Empty);
         }
         let mut v = T::zeroed();
         let slot = us(self.head & self.mask);
-        // SAFETY: slot `head` is published (head < tail) and the producer does not
-        // write it again until we release it.
+        // SAFETY: slot `head` is published (its sequence says so) and the producer
+        // does not write it again until we release it.
         unsafe { self.mem.read(slot, 0, bytemuck::bytes_of_mut(&mut v)) };
         self.release(1);
         Ok(v)
@@ -513,7 +571,7 @@ impl Consumer {
     /// [`Error::Corrupt`].
     pub fn try_pop_bytes(&mut self, dst: &mut [u8]) -> Result<()> {
         self.check_len(dst.len())?;
-        if self.avail_for(1)? == 0 {
+        if !self.ready(self.head)? {
             return Err(Error::Empty);
         }
         let slot = us(self.head & self.mask);
@@ -524,21 +582,26 @@ impl Consumer {
     }
 
     /// Pops up to `out.len()` values with one index store; returns how many (0 when
-    /// empty, when `T` is bigger than a slot, or on a corrupt index).
+    /// empty or when `T` is bigger than a slot; it stops before a corrupt sequence).
     pub fn pop_slice<T: Pod>(&mut self, out: &mut [T]) -> usize {
         if self.check_len(std::mem::size_of::<T>()).is_err() {
             return 0;
         }
-        let avail = match self.avail_for(out.len() as u64) {
-            Ok(a) => a,
-            Err(_) => return 0,
-        };
-        // Cast: avail <= cap <= 2^32.
-        let n = us((out.len() as u64).min(avail));
-        for (k, v) in out[..n].iter_mut().enumerate() {
-            let slot = us(self.head.wrapping_add(k as u64) & self.mask);
-            // SAFETY: positions head..head+n are published and not yet released.
-            unsafe { self.mem.read(slot, 0, bytemuck::bytes_of_mut(v)) };
+        // Cast: at most cap <= 2^32.
+        let max = out.len().min(us(self.cap));
+        let mut n = 0;
+        while n < max {
+            let pos = self.head.wrapping_add(n as u64);
+            if !matches!(self.ready(pos), Ok(true)) {
+                break;
+            }
+            // SAFETY: position `pos` is published (its sequence says so) and not yet
+            // released.
+            unsafe {
+                self.mem
+                    .read(us(pos & self.mask), 0, bytemuck::bytes_of_mut(&mut out[n]))
+            };
+            n += 1;
         }
         if n > 0 {
             self.release(n as u64);
@@ -551,8 +614,9 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::Empty`]; [`Error::Corrupt`].
+    #[inline]
     pub fn peek(&mut self) -> Result<ReadSlot<'_>> {
-        if self.avail_for(1)? == 0 {
+        if !self.ready(self.head)? {
             return Err(Error::Empty);
         }
         let slot = us(self.head & self.mask);
@@ -588,6 +652,7 @@ impl ReadSlot<'_> {
     ///
     /// # Panics
     /// If `off + dst.len()` exceeds the slot.
+    #[inline]
     pub fn read_at(&self, off: usize, dst: &mut [u8]) {
         // SAFETY: the slot is published and not released; the producer leaves it alone.
         unsafe { self.c.mem.read(self.slot, off, dst) };
@@ -597,6 +662,7 @@ impl ReadSlot<'_> {
     ///
     /// # Panics
     /// If `T` is bigger than a slot.
+    #[inline]
     pub fn read<T: Pod>(&self) -> T {
         let mut v = T::zeroed();
         self.read_at(0, bytemuck::bytes_of_mut(&mut v));
@@ -621,6 +687,7 @@ impl ReadSlot<'_> {
     }
 
     /// Frees the slot for the producer.
+    #[inline]
     pub fn release(self) {
         self.c.release(1);
     }

@@ -3,7 +3,9 @@
 //! item whose push returned (as recorded by the producer) arrives, in order; of the
 //! push in flight at the kill, at most that one item arrives.
 //!
-//! Also: an SPSC consumer sees its producer process die and a new producer take over.
+//! The same for the SPSC ring (producers killed in turn, each successor taking the
+//! role over), and: an SPSC consumer sees its producer process die and a new producer
+//! take over.
 #![cfg(not(shmkit_loom))]
 #![allow(clippy::unwrap_used)]
 
@@ -110,6 +112,116 @@ fn killed_producers_lose_nothing_that_returned() {
         }
     }
     eprintln!("{KILLS} producers killed; {extra} in-flight pushes were delivered anyway");
+}
+
+/// The SPSC form of the test above: 50 producer processes in turn, each SIGKILLed in
+/// a loop of pushes (so at any instruction, including between a slot's sequence
+/// store and the `tail` store), each successor taking the role over; a consumer
+/// process logs what it pops. Every push that returned arrives once, in order; of the
+/// push in flight at the kill, at most that item arrives; the producers' items come
+/// in the order the producers ran.
+#[test]
+fn spsc_killed_producers_lose_nothing_that_returned() {
+    let cfg = RingConfig::spsc_of::<u64>(16).unwrap();
+    // words: [0] consumer log length, [1..=KILLS] producer progress, then the log.
+    let progress = |k: u64| 1 + usize::try_from(k).unwrap();
+    let log0 = 2 + usize::try_from(KILLS).unwrap();
+    let sh = Shared::new(cfg.size(), log0 + LOG);
+    spsc::init(&sh.seg, sh.ring, &cfg).unwrap();
+
+    let consumer = {
+        let sh = &sh;
+        fork(move || {
+            let Ok(mut rx) = spsc::Consumer::attach(&sh.seg, sh.ring) else {
+                return 4;
+            };
+            let mut n = 0;
+            loop {
+                match rx.try_pop::<u64>() {
+                    Ok(STOP) => return 0,
+                    Ok(v) if n < LOG => {
+                        // Relaxed: published by the Release length store.
+                        sh.word(log0 + n).store(v, Ordering::Relaxed);
+                        n += 1;
+                        // Release: pairs with the parent's Acquire load.
+                        sh.word(0).store(n as u64, Ordering::Release);
+                    }
+                    Ok(_) => return 3,
+                    Err(Error::Empty) => std::hint::spin_loop(),
+                    Err(_) => return 2,
+                }
+            }
+        })
+    };
+    let mut returned = Vec::new();
+    for k in 0..KILLS {
+        let child = {
+            let sh = &sh;
+            fork(move || {
+                let Ok(mut tx) = spsc::Producer::attach(&sh.seg, sh.ring) else {
+                    return 4;
+                };
+                for i in 0.. {
+                    let mut v = (k << 32) | i;
+                    while let Err(e) = tx.try_push(v) {
+                        match e {
+                            Error::Full(x) => v = x,
+                            _ => return 2,
+                        }
+                    }
+                    // Release: pairs with the parent's Acquire load: push i returned.
+                    sh.word(progress(k)).store(i + 1, Ordering::Release);
+                }
+                0
+            })
+        };
+        let at = 50 + (k * 97) % 400;
+        wait_until(Duration::from_secs(30), "producer progress", || {
+            sh.load(progress(k)) >= at
+        });
+        kill(child);
+        let st = wait(child, Duration::from_secs(30));
+        assert!(
+            libc::WIFSIGNALED(st),
+            "producer {k} was killed (status {st:#x})"
+        );
+        returned.push(sh.load(progress(k)));
+    }
+    let mut tx = spsc::Producer::attach(&sh.seg, sh.ring).unwrap();
+    while tx.try_push(STOP).is_err() {
+        std::thread::yield_now();
+    }
+    wait_ok(consumer, Duration::from_secs(60));
+
+    let n = usize::try_from(sh.load(0)).unwrap();
+    let log: Vec<u64> = (0..n).map(|i| sh.load(log0 + i)).collect();
+    assert!(
+        log.windows(2).all(|w| w[0] >> 32 <= w[1] >> 32),
+        "producers' items interleaved"
+    );
+    let mut extra = 0;
+    for k in 0..KILLS {
+        let got: Vec<u64> = log
+            .iter()
+            .filter(|v| *v >> 32 == k)
+            .map(|v| v & 0xffff_ffff)
+            .collect();
+        let r = returned[usize::try_from(k).unwrap()];
+        assert!(got.len() as u64 >= r, "producer {k}: lost a returned item");
+        assert_eq!(
+            &got[..usize::try_from(r).unwrap()],
+            &(0..r).collect::<Vec<_>>()[..]
+        );
+        assert!(
+            got.len() as u64 <= r + 1,
+            "producer {k}: duplicates or phantom items"
+        );
+        if got.len() as u64 == r + 1 {
+            assert_eq!(got[got.len() - 1], r);
+            extra += 1;
+        }
+    }
+    eprintln!("{KILLS} SPSC producers killed; {extra} in-flight pushes were delivered anyway");
 }
 
 #[test]

@@ -85,6 +85,49 @@ fn spsc_batches_and_zero_copy() {
     });
 }
 
+/// `len` and `is_empty` against a producer mid-batch (each slot's sequence stored
+/// after its payload, `tail` once after the batch): whatever `len` counts can be
+/// popped at once, in order, `len` never exceeds what was pushed, and a consumer
+/// ahead of the shared `tail` is not taken for corruption.
+#[test]
+fn spsc_len_counts_published_slots() {
+    for cap in [1usize, 2, 4] {
+        loom::model(move || {
+            let (mut tx, mut rx) = spsc::new(&RingConfig::spsc_of::<u64>(cap).unwrap()).unwrap();
+            let p = thread::spawn(move || {
+                let mut sent = 0;
+                while sent < 2 {
+                    sent += tx.push_slice(&[1u64, 2][sent..]);
+                    thread::yield_now();
+                }
+            });
+            // Pops also when `len` said 0, so the consumer can get ahead of the
+            // shared `tail` (a slot is published before `tail` moves).
+            let mut next = 1;
+            while next <= 2 {
+                let n = rx.len().unwrap();
+                assert!(n <= cap && n as u64 <= 3 - next, "len {n} at {next}");
+                if n > 0 {
+                    assert!(!rx.is_empty().unwrap(), "len {n} but empty");
+                    assert_eq!(rx.try_pop::<u64>().unwrap(), next);
+                    next += 1;
+                    continue;
+                }
+                match rx.try_pop::<u64>() {
+                    Ok(v) => {
+                        assert_eq!(v, next);
+                        next += 1;
+                    }
+                    Err(Error::Empty) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(rx.is_empty().unwrap());
+            p.join().unwrap();
+        });
+    }
+}
+
 fn push_mpmc(q: &mpmc::Mpmc, v: u64) {
     while q.try_push(v).is_err() {
         thread::yield_now();

@@ -3,7 +3,11 @@
 #![cfg(not(shmkit_loom))]
 #![allow(clippy::unwrap_used)]
 
+use shmkit_ring::raw::{
+    spsc_slot_layout, HEADER_SIZE, SPSC_SEQ_SIZE, SPSC_VERSION, TAIL_OFFSET, VERSION_OFFSET,
+};
 use shmkit_ring::{spsc, Error, RingConfig};
+use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit_segment::{layout::Layout, Kind, Segment};
 
 #[test]
@@ -94,11 +98,128 @@ fn segment_placement_roles_and_corruption() {
     assert!(rx.is_producer_alive() && tx.is_consumer_alive());
     tx.try_push(5u64).unwrap();
     assert_eq!(rx.try_pop::<u64>().unwrap(), 5);
-    // Corrupt the tail: 1000 ahead of head in a ring of 8.
-    let tail: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(region.offset() + 128).unwrap();
-    tail.store(1001, shmkit_segment::shim::atomic::Ordering::Relaxed);
-    assert!(matches!(rx.try_pop::<u64>(), Err(Error::Corrupt { .. })));
+    // Corrupt the tail: 1000 ahead of head in a ring of 8. The consumer's pops go
+    // by the slot sequences, its `len` and a fresh attach read the tail.
+    let tail: &AtomicU64 = seg.get(region.offset() + TAIL_OFFSET).unwrap();
+    tail.store(1001, Ordering::Relaxed);
     assert!(matches!(rx.len(), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        spsc::Consumer::attach(&seg, region),
+        Err(Error::Corrupt { .. })
+    ));
+    tail.store(1, Ordering::Relaxed);
+    // Corrupt the next slot's sequence (slot 1: expected 2, published, or 2 - 8).
+    let slot = spsc_slot_layout(8);
+    let seq1 = region.offset() + HEADER_SIZE + slot.stride + slot.seq;
+    let seq1: &AtomicU64 = seg.get(seq1).unwrap();
+    seq1.store(77, Ordering::Relaxed);
+    assert!(matches!(rx.try_pop::<u64>(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.peek(), Err(Error::Corrupt { .. })));
+    assert!(matches!(rx.is_empty(), Err(Error::Corrupt { .. })));
+    assert_eq!(rx.pop_slice(&mut [0u64; 4]), 0);
+    // A published-looking sequence delivers the slot (its payload is plain bytes).
+    seq1.store(2, Ordering::Relaxed);
+    assert_eq!(rx.try_pop::<u64>().unwrap(), 0);
     drop(tx);
     assert!(!rx.is_producer_alive());
+}
+
+/// A producer that dies after publishing a slot's sequence but before moving `tail`:
+/// the consumer gets the slot, `len` counts it, and a successor producer resumes after
+/// it (nothing overwritten, nothing delivered twice).
+#[test]
+fn successor_producer_resumes_after_sequence_published_before_tail() {
+    let cfg = RingConfig::spsc_of::<u64>(4).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    spsc::init(&seg, region, &cfg).unwrap();
+    let mut rx = spsc::Consumer::attach(&seg, region).unwrap();
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    tx.try_push(10u64).unwrap();
+    tx.try_push(11u64).unwrap();
+    drop(tx);
+    // Roll the shared tail back by two, as if the pushes of 10 and 11 had stopped
+    // between their sequence store and their tail store.
+    let tail: &AtomicU64 = seg.get(region.offset() + TAIL_OFFSET).unwrap();
+    assert_eq!(tail.load(Ordering::Relaxed), 2);
+    tail.store(0, Ordering::Relaxed);
+    assert_eq!(rx.len().unwrap(), 2);
+    assert_eq!(rx.try_pop::<u64>().unwrap(), 10);
+    // The consumer is now ahead of the shared tail; both stay usable.
+    assert_eq!(rx.len().unwrap(), 1);
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    assert_eq!(
+        tail.load(Ordering::Relaxed),
+        2,
+        "the successor repaired tail"
+    );
+    assert_eq!(tx.free_slots().unwrap(), 3);
+    tx.try_push(12u64).unwrap();
+    let mut out = [0u64; 4];
+    assert_eq!(rx.pop_slice(&mut out), 2);
+    assert_eq!(&out[..2], &[11, 12]);
+    assert!(rx.is_empty().unwrap());
+    // The same with the consumer ahead at attach time.
+    tx.try_push(13u64).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_pop::<u64>().unwrap(), 13);
+    tail.store(3, Ordering::Relaxed);
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    assert_eq!(tail.load(Ordering::Relaxed), 4);
+    tx.try_push(14u64).unwrap();
+    assert_eq!(rx.try_pop::<u64>().unwrap(), 14);
+}
+
+#[test]
+fn layout_version_and_size() {
+    // Small slots: sequence then payload, never straddling a 64-byte line.
+    for (size, stride) in [(8, 16), (16, 32), (24, 32), (32, 64), (56, 64)] {
+        let l = spsc_slot_layout(size);
+        assert_eq!((l.seq, l.payload, l.stride), (0, SPSC_SEQ_SIZE, stride));
+    }
+    // Larger: payload 64-byte aligned, its sequence just before it.
+    for (size, stride) in [(64, 128), (72, 192), (1024, 1088), (65536, 65600)] {
+        let l = spsc_slot_layout(size);
+        assert_eq!((l.seq, l.payload, l.stride), (56, 64, stride));
+    }
+    let cfg = RingConfig::spsc(4, 8).unwrap();
+    assert_eq!(cfg.size(), HEADER_SIZE + 4 * 16);
+    let big = RingConfig::spsc(2, 1000).unwrap();
+    assert_eq!(big.size(), HEADER_SIZE + 2 * 1088);
+    // Zero-copy pointers of a large-slot ring are 64-byte aligned in the segment.
+    let mut l = Layout::new();
+    let region = big.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    spsc::init(&seg, region, &big).unwrap();
+    let mut tx = spsc::Producer::attach(&seg, region).unwrap();
+    let mut rx = spsc::Consumer::attach(&seg, region).unwrap();
+    for k in 0..5u64 {
+        let mut w = tx.reserve().unwrap();
+        assert_eq!(w.as_mut_ptr() as usize % 64, 0);
+        w.write_at(1000 - 8, &k.to_ne_bytes());
+        w.commit();
+        let r = rx.peek().unwrap();
+        assert_eq!(r.as_ptr() as usize % 64, 0);
+        let mut b = [0u8; 8];
+        r.read_at(1000 - 8, &mut b);
+        assert_eq!(u64::from_ne_bytes(b), k);
+        r.release();
+    }
+    let cfg = RingConfig::spsc(4, 8).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    spsc::init(&seg, region, &cfg).unwrap();
+    let v: &AtomicU32 = seg.get(region.offset() + VERSION_OFFSET).unwrap();
+    assert_eq!(v.load(Ordering::Relaxed), SPSC_VERSION);
+    v.store(1, Ordering::Relaxed);
+    assert!(matches!(
+        spsc::Consumer::attach(&seg, region),
+        Err(Error::Incompatible {
+            what: "ring layout version",
+            found: 1,
+            ..
+        })
+    ));
 }
