@@ -139,7 +139,7 @@ where
             }
             let index = self.submitted + tasks.len();
             let msg = crate::worker::task_header(0, self.code).and_then(|h| {
-                postcard::to_extend(&chunk, h).map_err(|source| Error::Codec {
+                crate::codec::encode_append(&chunk, h).map_err(|source| Error::Codec {
                     what: "encoding an imap chunk",
                     source,
                 })

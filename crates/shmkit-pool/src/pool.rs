@@ -74,7 +74,7 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
     let head = worker::task_header(0, code)?;
-    postcard::to_extend(arg, head).map_err(codec("encoding a task's argument"))
+    crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
 
 impl Pool {

@@ -226,7 +226,7 @@ fn parse_task(msg: &[u8]) -> Option<Task<'_>> {
 pub(crate) fn task_header(id: u64, code: CodeRef) -> Result<Vec<u8>> {
     let mut msg = Vec::with_capacity(64);
     msg.extend_from_slice(&id.to_le_bytes());
-    postcard::to_extend(&code, msg).map_err(|source| crate::Error::Codec {
+    crate::codec::encode_append(&code, msg).map_err(|source| crate::Error::Codec {
         what: "task header",
         source,
     })
