@@ -572,11 +572,12 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
     inner.started += 1;
     let name = format!("PoolWorker-{}", inner.started);
     let mut p = match sh.cfg.method {
-        // The child inherits the mappings: no reopening, no prefaulting again.
+        // The child inherits the mappings and its ends of the rings, attached here:
+        // no reopening, no prefaulting, no attaching again.
         StartMethod::Fork => {
-            let (pool, seg, ring_bytes) =
-                (sh.pool.clone(), shm.segment().clone(), shm.ring_bytes());
-            Process::new(move || worker::worker_main_forked(pool, seg, ring_bytes, &settings))
+            let pool = sh.pool.clone();
+            let (wshm, wends) = shm.worker_ends_for_fork()?;
+            Process::new(move || worker::worker_main_forked(pool, wshm, wends, &settings))
         }
         _ => {
             let boot = Boot {
@@ -604,6 +605,42 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
         stop_sent: false,
         killed: false,
     })
+}
+
+/// Ends a pool whose result handler never started (no task was ever submitted):
+/// after `close`, sends every worker its STOP and reaps it (killing one that has not
+/// exited `grace` after its STOP); after `terminate`, kills and reaps them. Does
+/// nothing once the pool is done.
+pub(crate) fn shutdown_idle(sh: &Shared, grace: std::time::Duration) {
+    let mut g = lock(&sh.inner);
+    if g.state == State::Done {
+        return;
+    }
+    // No handler means no task was ever accepted; fail anything regardless.
+    if g.busy() || !g.backlog.is_empty() {
+        g.terminate();
+    }
+    let kill = g.state != State::Closed;
+    for w in &mut g.workers {
+        if kill {
+            w.kill();
+        } else {
+            w.stop_queued = true;
+            if w.flush().is_err() {
+                w.kill();
+            }
+        }
+    }
+    let workers = std::mem::take(&mut g.workers);
+    g.state = State::Done;
+    g.cb_tx = None;
+    drop(g);
+    for w in workers {
+        if kill || !matches!(w.process.join_timeout(grace), Ok(true)) {
+            let _ = w.process.kill();
+            let _ = w.process.join();
+        }
+    }
 }
 
 /// Kills and reaps every worker (pool start failed).

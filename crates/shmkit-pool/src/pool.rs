@@ -12,7 +12,7 @@ use crate::worker::{self, InitSpec};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmkit_process::StartMethod;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
@@ -36,11 +36,13 @@ pub(crate) struct Config {
     pub(crate) init: Option<InitSpec>,
 }
 
-/// The pool's threads.
+/// The pool's threads (each started on first need).
 #[derive(Debug, Default)]
 struct Threads {
     handler: Option<JoinHandle<()>>,
     callbacks: Option<JoinHandle<()>>,
+    /// Joined or terminated: no thread starts any more.
+    ended: bool,
 }
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
@@ -59,6 +61,8 @@ struct Threads {
 pub struct Pool {
     sh: Arc<handler::Shared>,
     threads: Mutex<Threads>,
+    /// Set once the result handler thread was started (a lock-free check per submit).
+    handler_started: OnceLock<()>,
     owner: u32,
 }
 
@@ -94,37 +98,56 @@ impl Pool {
     pub(crate) fn start(cfg: Config) -> Result<Pool> {
         let pool_shm = PoolShm::create()?;
         let sh = Arc::new(handler::Shared::new(cfg, pool_shm)?);
-        // Fork the first workers before this pool starts any thread.
-        {
+        // Fork the first workers before this pool starts any thread. The result
+        // handler thread starts with the first task (`ensure_handler`): a pool that is
+        // closed before it got any work needs no thread at all.
+        let started = {
             let mut g = lock(&sh.inner);
+            let mut r = Ok(());
             for _ in 0..sh.cfg.processes {
-                let w = handler::start_worker(&sh, &mut g)?;
-                g.workers.push(w);
+                match handler::start_worker(&sh, &mut g) {
+                    Ok(w) => g.workers.push(w),
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
             }
+            r
+        };
+        if let Err(e) = started {
+            handler::kill_all(&sh);
+            return Err(e);
         }
-        let sh2 = Arc::clone(&sh);
+        Ok(Pool {
+            sh,
+            threads: Mutex::new(Threads::default()),
+            handler_started: OnceLock::new(),
+            owner: std::process::id(),
+        })
+    }
+
+    /// Starts the result handler thread unless it runs already (or the pool ended, or
+    /// this is a copy of the pool inherited over fork: submission then fails).
+    fn ensure_handler(&self) -> Result<()> {
+        if self.handler_started.get().is_some() {
+            return Ok(());
+        }
+        let mut t = lock(&self.threads);
+        if t.handler.is_some() || t.ended || std::process::id() != self.owner {
+            return Ok(());
+        }
+        let sh = Arc::clone(&self.sh);
         let h = std::thread::Builder::new()
             .name("shmkit-pool-handler".into())
-            .spawn(move || threads::handler_main(&sh2))
+            .spawn(move || threads::handler_main(&sh))
             .map_err(|source| Error::Os {
                 op: "spawning the result handler thread",
                 source,
-            });
-        let handler = match h {
-            Ok(h) => h,
-            Err(e) => {
-                handler::kill_all(&sh);
-                return Err(e);
-            }
-        };
-        Ok(Pool {
-            sh,
-            threads: Mutex::new(Threads {
-                handler: Some(handler),
-                callbacks: None,
-            }),
-            owner: std::process::id(),
-        })
+            })?;
+        t.handler = Some(h);
+        let _ = self.handler_started.set(());
+        Ok(())
     }
 
     /// The number of workers the pool keeps.
@@ -141,7 +164,7 @@ impl Pool {
     /// Starts the callback thread on first need (pools without callbacks have none).
     fn callback_thread(&self) -> Result<()> {
         let mut t = lock(&self.threads);
-        if t.callbacks.is_some() || t.handler.is_none() {
+        if t.callbacks.is_some() || t.ended {
             return Ok(());
         }
         let (tx, rx) = std::sync::mpsc::channel::<handler::CbJob>();
@@ -178,6 +201,7 @@ impl Pool {
     }
 
     pub(crate) fn submit(&self, tasks: Vec<(Vec<u8>, Sink)>) -> Result<()> {
+        self.ensure_handler()?;
         let mut g = lock(&self.sh.inner);
         g.accepting()?;
         for (mut msg, sink) in tasks {
@@ -581,8 +605,13 @@ impl Pool {
 
     fn join_threads(&self, callbacks: bool) {
         let mut t = lock(&self.threads);
-        if let Some(h) = t.handler.take() {
-            let _ = h.join();
+        t.ended = true;
+        match t.handler.take() {
+            Some(h) => {
+                let _ = h.join();
+            }
+            // No task was ever submitted: stop (or kill) and reap the workers here.
+            None => handler::shutdown_idle(&self.sh, threads::STOP_GRACE),
         }
         let on_callback_thread = t
             .callbacks

@@ -163,6 +163,15 @@ impl WorkerShm {
         self.l.cfg.capacity()
     }
 
+    /// The worker's ends, attached here in the parent for a worker about to be
+    /// forked: the child inherits them and skips attaching (which reads
+    /// `/proc/self/stat` to name the new owner). The ends' owner words then name the
+    /// parent, which is harmless: each end is used only by the worker, and nobody
+    /// else ever attaches to a worker's rings.
+    pub(crate) fn worker_ends_for_fork(&self) -> Result<(Self, WorkerEnds)> {
+        Self::attach_worker(self.seg.clone(), self.ring_bytes())
+    }
+
     /// Worker side: attaches the worker's ends in `seg` (opened, or inherited over fork).
     pub(crate) fn attach_worker(seg: Segment, ring_bytes: usize) -> Result<(Self, WorkerEnds)> {
         let (l, _) = worker_layout(ring_bytes)?;

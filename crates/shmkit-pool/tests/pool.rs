@@ -519,6 +519,71 @@ fn close_join_and_their_errors() {
     pool.terminate();
 }
 
+/// A pool that never got a task has no result-handler thread: `join` stops and
+/// reaps the workers itself; `terminate` and drop kill and reap them.
+#[test]
+fn idle_pools_close_join_terminate_and_drop_reap_every_worker() {
+    let pool = Pool::new(2).unwrap();
+    // An empty map completes without any worker (and runs its callback).
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let cb = Callbacks::new().callback(move |v: Vec<u64>| *s.lock().unwrap() = Some(v.len()));
+    let empty = pool
+        .map_async_with(square, Vec::<u64>::new(), None, cb)
+        .unwrap();
+    assert_eq!(empty.get().unwrap(), Vec::<u64>::new());
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    assert!(matches!(pool.join(), Err(Error::PoolRunning)));
+    pool.close();
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolClosed)));
+    pool.join().unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(0));
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} was reaped");
+    }
+    pool.join().unwrap();
+
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    pool.terminate();
+    for p in &pids {
+        assert!(!pid_exists(*p), "worker {p} was killed and reaped");
+    }
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolClosed)));
+    pool.join().unwrap();
+
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    drop(pool);
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} was killed and reaped on drop");
+    }
+}
+
+/// A worker killed while its pool has never had a task is replaced once work
+/// arrives, and the work completes.
+#[test]
+fn a_worker_killed_in_an_idle_pool_is_replaced_when_work_arrives() {
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    // SAFETY: SIGKILL to our own worker process; that is the test.
+    assert_eq!(unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) }, 0);
+    let rs: Vec<_> = (0..50u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    for (x, r) in (0..).zip(&rs) {
+        assert_eq!(r.get_timeout(LONG).unwrap(), x * x);
+    }
+    wait_for("the dead worker's replacement", || {
+        let now = pool.worker_pids();
+        (now.len() == 2 && !now.contains(&pids[0])).then_some(())
+    });
+    pool.close();
+    pool.join().unwrap();
+    assert!(!pid_exists(pids[0]), "the killed worker was reaped");
+}
+
 #[test]
 fn terminate_while_tasks_run_is_prompt_and_leaves_no_child() {
     let pool = Pool::new(2).unwrap();
