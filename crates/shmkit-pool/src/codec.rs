@@ -7,6 +7,7 @@
 //! are postcard's, exactly as `to_extend` would write them.
 
 use postcard::ser_flavors::Flavor;
+use serde::de::{DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
 use serde::Serialize;
 
 /// Runs at most this long are copied byte by byte (a varint is at most 10 bytes).
@@ -48,6 +49,46 @@ pub(crate) fn encode_append<T: Serialize + ?Sized>(
     out: Vec<u8>,
 ) -> postcard::Result<Vec<u8>> {
     postcard::serialize_with_flavor(value, VecOut(out))
+}
+
+/// Decodes a postcard sequence of `R`s (a chunk's results), appending them to `out`
+/// (no intermediate `Vec` per chunk).
+pub(crate) fn decode_append<R: DeserializeOwned>(
+    bytes: &[u8],
+    out: &mut Vec<R>,
+) -> postcard::Result<()> {
+    let mut de = postcard::Deserializer::from_bytes(bytes);
+    AppendSeq(out).deserialize(&mut de)
+}
+
+struct AppendSeq<'a, R>(&'a mut Vec<R>);
+
+impl<'de, R: DeserializeOwned> DeserializeSeed<'de> for AppendSeq<'_, R> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: DeserializeOwned> Visitor<'de> for AppendSeq<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence of results")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        // postcard's hint is the encoded length, and only when the remaining bytes
+        // could hold it (untrusted input cannot make us reserve more than that).
+        if let Some(n) = seq.size_hint() {
+            self.0.reserve(n);
+        }
+        while let Some(x) = seq.next_element()? {
+            self.0.push(x);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

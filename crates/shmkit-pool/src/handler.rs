@@ -48,24 +48,41 @@ pub(crate) enum Sink {
     Iter { it: Arc<IterShared>, index: usize },
 }
 
-/// A `map_async` in progress.
+/// A `map_async` in progress. Chunks are added as they are submitted; the map is
+/// complete once it is sealed (every chunk submitted) and no chunk is outstanding.
 pub(crate) struct MapState {
     parts: Vec<Vec<u8>>,
+    /// Chunks submitted whose results have not arrived.
     remaining: usize,
+    sealed: bool,
     finished: bool,
     slot: Arc<Slot>,
     cb: Option<CallbackFn>,
 }
 
 impl MapState {
-    pub(crate) fn new(chunks: usize, slot: Arc<Slot>, cb: Option<CallbackFn>) -> Arc<Mutex<Self>> {
+    pub(crate) fn new(slot: Arc<Slot>, cb: Option<CallbackFn>) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(MapState {
-            parts: vec![Vec::new(); chunks],
-            remaining: chunks,
+            parts: Vec::new(),
+            remaining: 0,
+            sealed: false,
             finished: false,
             slot,
             cb,
         }))
+    }
+
+    /// Counts one more chunk about to be submitted.
+    pub(crate) fn add_chunk(&mut self) {
+        self.remaining += 1;
+    }
+
+    /// The map will not be delivered: submission failed part-way. Chunks already
+    /// submitted still run; their results are dropped and no callback runs.
+    pub(crate) fn abandon(&mut self) {
+        self.finished = true;
+        self.parts = Vec::new();
+        self.cb = None;
     }
 }
 
@@ -313,12 +330,18 @@ impl Inner {
         }
     }
 
-    pub(crate) fn finish_empty_map(&mut self, map: &Mutex<MapState>) {
+    /// Every chunk of `map` has been submitted: delivers it if all have completed.
+    pub(crate) fn seal_map(&mut self, map: &Mutex<MapState>) {
         let mut m = lock(map);
+        m.sealed = true;
+        if m.finished || m.remaining > 0 {
+            return;
+        }
         m.finished = true;
         let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+        let parts = std::mem::take(&mut m.parts);
         drop(m);
-        finish(self.cb_tx.as_ref(), slot, cb, Ok(Vec::new()));
+        finish(self.cb_tx.as_ref(), slot, cb, Ok(parts));
     }
 
     /// Delivers the result of task `id`.
@@ -335,11 +358,12 @@ impl Inner {
                 }
                 let out = match o {
                     Ok(v) => {
-                        if let Some(p) = m.parts.get_mut(index) {
-                            *p = v;
+                        if m.parts.len() <= index {
+                            m.parts.resize_with(index + 1, Vec::new);
                         }
-                        m.remaining -= 1;
-                        if m.remaining > 0 {
+                        m.parts[index] = v;
+                        m.remaining = m.remaining.saturating_sub(1);
+                        if m.remaining > 0 || !m.sealed {
                             return;
                         }
                         Ok(std::mem::take(&mut m.parts))

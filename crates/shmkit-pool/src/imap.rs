@@ -23,6 +23,8 @@ pub(crate) struct IterShared {
 #[derive(Debug)]
 struct IterInner {
     done: HashMap<usize, ChunkOutcome>,
+    /// The first failure to arrive (for a blocking map, which fails with it at once).
+    failed: Option<Failure>,
     /// Completion order (unordered iterators only).
     arrival: VecDeque<usize>,
     ordered: bool,
@@ -33,6 +35,7 @@ impl IterShared {
         IterShared {
             m: Mutex::new(IterInner {
                 done: HashMap::new(),
+                failed: None,
                 arrival: VecDeque::new(),
                 ordered,
             }),
@@ -42,12 +45,31 @@ impl IterShared {
 
     pub(crate) fn deliver(&self, index: usize, o: ChunkOutcome) {
         let mut g = lock(&self.m);
+        if let Err(f) = &o {
+            if g.failed.is_none() {
+                g.failed = Some(f.clone());
+            }
+        }
         g.done.insert(index, o);
         if !g.ordered {
             g.arrival.push_back(index);
         }
         drop(g);
         self.cv.notify_all();
+    }
+
+    /// Waits for chunk `index`, or for any chunk to fail (a blocking map).
+    pub(crate) fn take_map(&self, index: usize) -> ChunkOutcome {
+        let mut g = lock(&self.m);
+        loop {
+            if let Some(f) = g.failed.take() {
+                return Err(f);
+            }
+            if let Some(o) = g.done.remove(&index) {
+                return o;
+            }
+            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
     }
 
     /// Waits for chunk `index` (ordered) or any chunk (unordered).

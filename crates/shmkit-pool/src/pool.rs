@@ -328,13 +328,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         E: std::fmt::Display,
     {
-        let items: Vec<A> = iter.into_iter().collect();
-        self.map_chunks(
-            code::task_try_chunk(f)?,
-            &items,
-            chunksize,
-            Callbacks::new(),
-        )
+        self.map_chunks(code::task_try_chunk(f)?, iter, chunksize, Callbacks::new())
     }
 
     /// [`try_map_async`](Pool::try_map_async) with the default chunksize, waiting.
@@ -351,51 +345,130 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         E: std::fmt::Display,
     {
-        self.try_map_async(f, iter, None)?.get()
+        self.map_wait(code::task_try_chunk(f)?, iter)
     }
 
-    fn map_chunks<A, R>(
+    /// Encodes the input in chunks of `chunksize` (default: Python's, from the
+    /// input's length) and submits each chunk as soon as it is encoded, so that the
+    /// workers start on the first chunk while the next ones are encoded. The input is
+    /// collected first only when its length is not known exactly. `sink(index)` says
+    /// where chunk `index`'s result goes. Returns (chunks, items) submitted.
+    fn submit_chunks<I, A>(
         &self,
         code: CodeRef,
-        items: &[A],
+        iter: I,
+        chunksize: Option<usize>,
+        sink: impl FnMut(usize) -> Sink,
+    ) -> Result<(usize, usize)>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+    {
+        let iter = iter.into_iter();
+        match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => self.submit_chunks_of(code, iter, lo, chunksize, sink),
+            _ => {
+                let items: Vec<A> = iter.collect();
+                let len = items.len();
+                self.submit_chunks_of(code, items.into_iter(), len, chunksize, sink)
+            }
+        }
+    }
+
+    fn submit_chunks_of<A: Serialize>(
+        &self,
+        code: CodeRef,
+        mut iter: impl Iterator<Item = A>,
+        len: usize,
+        chunksize: Option<usize>,
+        mut sink: impl FnMut(usize) -> Sink,
+    ) -> Result<(usize, usize)> {
+        let cs = chunksize
+            .unwrap_or_else(|| default_chunksize(len, self.processes()))
+            .max(1);
+        // `len` is only a hint (an iterator may misreport it): chunks are cut from
+        // what the iterator actually yields.
+        let mut buf: Vec<A> = Vec::with_capacity(cs.min(len).min(1 << 16));
+        let (mut chunks, mut items) = (0, 0);
+        loop {
+            buf.clear();
+            buf.extend(iter.by_ref().take(cs));
+            if buf.is_empty() {
+                return Ok((chunks, items));
+            }
+            let msg = message(code, buf.as_slice())?;
+            items += buf.len();
+            self.submit(vec![(msg, sink(chunks))])?;
+            chunks += 1;
+        }
+    }
+
+    fn map_chunks<I, A, R>(
+        &self,
+        code: CodeRef,
+        iter: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>>
     where
+        I: IntoIterator<Item = A>,
         A: Serialize,
         R: DeserializeOwned + 'static,
     {
-        let cs = chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()))
-            .max(1);
         let slot = Arc::new(Slot::default());
         if !callbacks.is_empty() {
             self.callback_thread()?;
         }
         let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_concat::<R>));
-        let nchunks = items.len().div_ceil(cs);
-        let map = handler::MapState::new(nchunks, Arc::clone(&slot), cb);
-        if nchunks == 0 {
+        let map = handler::MapState::new(Arc::clone(&slot), cb);
+        let submitted = self.submit_chunks(code, iter, chunksize, |index| {
+            lock(&map).add_chunk();
+            Sink::Chunk {
+                map: Arc::clone(&map),
+                index,
+            }
+        });
+        let sealed = submitted.and_then(|(chunks, _)| {
             let mut g = lock(&self.sh.inner);
-            g.accepting()?;
-            g.finish_empty_map(&map);
-        } else {
-            let tasks = items
-                .chunks(cs)
-                .enumerate()
-                .map(|(index, c)| {
-                    Ok((
-                        message(code, c)?,
-                        Sink::Chunk {
-                            map: Arc::clone(&map),
-                            index,
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.submit(tasks)?;
+            if chunks == 0 {
+                g.accepting()?;
+            }
+            g.seal_map(&map);
+            Ok(())
+        });
+        if let Err(e) = sealed {
+            lock(&map).abandon();
+            return Err(e);
         }
         Ok(AsyncResult::new(slot, decode_concat::<R>))
+    }
+
+    /// A blocking map: submits the chunks, then decodes each chunk's results as soon
+    /// as it (and those before it) arrived, while the workers still run the later
+    /// ones. Fails with the first chunk failure to arrive, like `map_async(..).get()`.
+    fn map_wait<I, A, R>(&self, code: CodeRef, iter: I) -> Result<Vec<R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let it = Arc::new(IterShared::new(true));
+        let (chunks, items) = self.submit_chunks(code, iter, None, |index| Sink::Iter {
+            it: Arc::clone(&it),
+            index,
+        })?;
+        if chunks == 0 {
+            lock(&self.sh.inner).accepting()?;
+        }
+        let mut out = Vec::with_capacity(items);
+        for index in 0..chunks {
+            match it.take_map(index) {
+                Ok(bytes) => crate::codec::decode_append(&bytes, &mut out)
+                    .map_err(codec("decoding a chunk of map results"))?,
+                Err(f) => return Err(f.to_error()),
+            }
+        }
+        Ok(out)
     }
 
     /// `[f(x) for x in iter]` computed by the workers, in chunks of the default
@@ -408,7 +481,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        self.map_async(f, iter, None)?.get()
+        self.map_wait(code::task_chunk(f)?, iter)
     }
 
     /// [`map`](Pool::map) without waiting; `chunksize` `None` is the default.
@@ -444,8 +517,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<A> = iter.into_iter().collect();
-        self.map_chunks(code::task_chunk(f)?, &items, chunksize, callbacks)
+        self.map_chunks(code::task_chunk(f)?, iter, chunksize, callbacks)
     }
 
     /// `[f(a, b) for (a, b) in iter]` (Python's `starmap`, for two-argument functions).
@@ -462,7 +534,7 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        self.starmap_async(f, iter, None)?.get()
+        self.map_wait(code::task_star(f)?, iter)
     }
 
     /// [`starmap`](Pool::starmap) without waiting.
@@ -480,8 +552,7 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<(A, B)> = iter.into_iter().collect();
-        self.map_chunks(code::task_star(f)?, &items, chunksize, Callbacks::new())
+        self.map_chunks(code::task_star(f)?, iter, chunksize, Callbacks::new())
     }
 
     fn imap_inner<I, A, R>(

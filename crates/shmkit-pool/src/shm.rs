@@ -153,11 +153,6 @@ impl WorkerShm {
         Self::attach_worker(t.token.open()?, t.ring_bytes)
     }
 
-    /// The segment (a forked worker inherits its mapping).
-    pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
     /// The ring size it was made with.
     pub(crate) fn ring_bytes(&self) -> usize {
         self.l.cfg.capacity()

@@ -108,6 +108,139 @@ fn map_equals_sequential_for_0_1_and_100k_items() {
     assert_eq!(pool.starmap(add, pairs).unwrap(), sums);
 }
 
+/// An iterator that reports an exact length it does not have.
+struct Lying {
+    next: u64,
+    end: u64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+/// `map` streams inputs of known length chunk by chunk and collects the others
+/// first; either way (and whatever length an iterator claims) it equals the
+/// sequential map.
+#[test]
+fn map_equals_sequential_whatever_the_input_claims_its_length_is() {
+    let pool = Pool::new(2).unwrap();
+    let seq = |v: Vec<u64>| v.into_iter().map(square).collect::<Vec<_>>();
+    let odd = (0..5000u64).filter(|x| x % 2 == 1);
+    assert_eq!(
+        pool.map(square, odd.clone()).unwrap(),
+        seq(odd.clone().collect())
+    );
+    let got = pool.map_async(square, odd.clone(), None).unwrap();
+    assert_eq!(got.get().unwrap(), seq(odd.collect()));
+    for (end, claims) in [(1000, 10), (10, 1000), (0, 5), (3000, 0)] {
+        let it = || Lying {
+            next: 0,
+            end,
+            claims,
+        };
+        let want = seq((0..end).collect());
+        assert_eq!(
+            pool.map(square, it()).unwrap(),
+            want,
+            "{end} items claiming {claims}"
+        );
+        let got = pool.map_async(square, it(), None).unwrap();
+        assert_eq!(got.get().unwrap(), want, "{end} items claiming {claims}");
+    }
+    assert_eq!(
+        pool.starmap(add, (0..100u64).map(|i| (i, i))).unwrap(),
+        (0..100).map(|i| 2 * i).collect::<Vec<_>>()
+    );
+}
+
+fn slow_first_then_boom(x: u64) -> u64 {
+    if x == 0 {
+        std::thread::sleep(Duration::from_secs(20));
+    } else {
+        panic!("boom at {x}");
+    }
+    x
+}
+
+/// Like Python's, a map fails as soon as any chunk fails, without waiting for the
+/// chunks before it.
+#[test]
+fn a_map_fails_with_the_first_failure_without_waiting_for_earlier_chunks() {
+    let pool = Pool::new(2).unwrap();
+    let t = Instant::now();
+    match pool.map(slow_first_then_boom, [0u64, 1]) {
+        Err(Error::Panicked(m)) => assert!(m.contains("boom at 1"), "{m}"),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        t.elapsed()
+    );
+    pool.terminate();
+}
+
+/// An element that fails to encode.
+struct Unencodable(u64);
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 7 {
+            return Err(serde::ser::Error::custom("seven does not encode"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Unencodable)
+    }
+}
+
+fn unwrap_it(x: Unencodable) -> u64 {
+    x.0
+}
+
+/// A chunk that does not encode fails the map (chunks submitted before it still
+/// run, as in Python); its callbacks never run and the pool stays usable.
+#[test]
+fn a_map_whose_input_does_not_encode_fails_and_never_calls_back() {
+    let pool = Pool::new(2).unwrap();
+    let called = Arc::new(Mutex::new(0));
+    let (c1, c2) = (called.clone(), called.clone());
+    let cb = Callbacks::new()
+        .callback(move |_: Vec<u64>| *c1.lock().unwrap() += 1)
+        .error_callback(move |_| *c2.lock().unwrap() += 1);
+    let items = || (0..20u64).map(Unencodable);
+    assert!(matches!(
+        pool.map_async_with(unwrap_it, items(), Some(1), cb),
+        Err(Error::Codec { .. })
+    ));
+    assert!(matches!(
+        pool.map(unwrap_it, items()),
+        Err(Error::Codec { .. })
+    ));
+    assert_eq!(pool.map(square, 0..10u64).unwrap().len(), 10);
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(
+        *called.lock().unwrap(),
+        0,
+        "no callback for a map that was not submitted"
+    );
+}
+
 #[test]
 fn default_chunksize_is_pythons() {
     assert_eq!(shmkit_pool::default_chunksize(0, 2), 1);
