@@ -550,7 +550,7 @@ impl Inner {
             _ => 0,
         };
         while self.workers.len() < want {
-            match start_worker(sh, self) {
+            match start_worker(sh, self, None) {
                 Ok(w) => {
                     self.workers.push(w);
                     self.start_error = None;
@@ -585,9 +585,17 @@ impl Inner {
     }
 }
 
-/// Starts one worker (fork or spawn, as configured).
-pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
-    let (shm, ends) = WorkerShm::create(sh.cfg.ring_bytes)?;
+/// Starts one worker (fork or spawn, as configured) on `block` (an initial worker's
+/// block of the pool segment), or on a new worker segment of its own.
+pub(crate) fn start_worker(
+    sh: &Shared,
+    inner: &mut Inner,
+    block: Option<(WorkerShm, ParentEnds)>,
+) -> Result<Worker> {
+    let (shm, ends) = match block {
+        Some(b) => b,
+        None => WorkerShm::create(sh.cfg.ring_bytes)?,
+    };
     let settings = Settings {
         parent: std::process::id(),
         maxtasks: sh.cfg.maxtasks,

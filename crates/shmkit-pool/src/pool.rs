@@ -96,7 +96,7 @@ impl Pool {
     }
 
     pub(crate) fn start(cfg: Config) -> Result<Pool> {
-        let pool_shm = PoolShm::create()?;
+        let (pool_shm, blocks) = PoolShm::create(cfg.processes, cfg.ring_bytes)?;
         let sh = Arc::new(handler::Shared::new(cfg, pool_shm)?);
         // Fork the first workers before this pool starts any thread. The result
         // handler thread starts with the first task (`ensure_handler`): a pool that is
@@ -104,8 +104,8 @@ impl Pool {
         let started = {
             let mut g = lock(&sh.inner);
             let mut r = Ok(());
-            for _ in 0..sh.cfg.processes {
-                match handler::start_worker(&sh, &mut g) {
+            for block in blocks {
+                match handler::start_worker(&sh, &mut g, Some(block)) {
                     Ok(w) => g.workers.push(w),
                     Err(e) => {
                         r = Err(e);
