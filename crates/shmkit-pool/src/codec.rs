@@ -116,4 +116,18 @@ mod tests {
             postcard::to_allocvec(&u64::MAX).unwrap()
         );
     }
+
+    #[test]
+    fn decode_append_appends_and_rejects_bad_input() {
+        let mut out = vec![String::from("a")];
+        let b = postcard::to_allocvec(&vec!["b", "c"]).unwrap();
+        decode_append(&b, &mut out).unwrap();
+        let empty = postcard::to_allocvec(&Vec::<String>::new()).unwrap();
+        decode_append(&empty, &mut out).unwrap();
+        assert_eq!(out, ["a", "b", "c"]);
+        // A length the bytes cannot hold, and a truncated element.
+        let mut v: Vec<u64> = Vec::new();
+        assert!(decode_append(&[0xff, 0xff, 0xff, 0x7f, 1], &mut v).is_err());
+        assert!(decode_append(&[2, 1, 0x80], &mut v).is_err());
+    }
 }

@@ -449,27 +449,24 @@ impl Inner {
         }
         for m in msgs.drain(..) {
             progress = true;
-            self.on_result(i, &m);
+            self.on_result(i, m);
         }
         self.rx_buf = msgs;
         progress
     }
 
-    fn on_result(&mut self, i: usize, m: &[u8]) {
+    fn on_result(&mut self, i: usize, m: Vec<u8>) {
         let w = &mut self.workers[i];
         let Some(wire::ResultMsg {
-            id,
-            status,
-            micros,
-            payload,
-        }) = wire::parse_result(m)
+            id, status, micros, ..
+        }) = wire::parse_result(&m)
         else {
             w.kill();
             return;
         };
-        let text = || String::from_utf8_lossy(payload).into_owned();
+        let text = |m: &[u8]| String::from_utf8_lossy(wire::payload(m)).into_owned();
         if id == INIT_FAILED {
-            let f = Failure::InitializerFailed(text());
+            let f = Failure::InitializerFailed(text(&m));
             self.broken = Some(f.clone());
             self.fail_all(&f);
             return;
@@ -487,9 +484,10 @@ impl Inner {
             .saturating_mul(7)
             .saturating_add(took / 8);
         let o = match status {
-            OK => Ok(payload.to_vec()),
-            PANICKED => Err(Failure::Panicked(text())),
-            _ => Err(Failure::TaskFailed(text())),
+            // The payload, in the message's own buffer (no copy, no allocation).
+            OK => Ok(wire::into_payload(m)),
+            PANICKED => Err(Failure::Panicked(text(&m))),
+            _ => Err(Failure::TaskFailed(text(&m))),
         };
         self.complete(id, o);
     }

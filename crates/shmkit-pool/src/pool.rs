@@ -77,7 +77,18 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
-    let head = worker::task_header(0, code)?;
+    message_sized(code, arg, 0)
+}
+
+/// [`message`] into a buffer with room for `size_hint` bytes (say, the size of the
+/// previous chunk's message), saving the buffer's regrowth.
+fn message_sized<T: Serialize + ?Sized>(
+    code: CodeRef,
+    arg: &T,
+    size_hint: usize,
+) -> Result<Vec<u8>> {
+    let mut head = worker::task_header(0, code)?;
+    head.reserve(size_hint);
     crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
 
@@ -389,14 +400,15 @@ impl Pool {
         // `len` is only a hint (an iterator may misreport it): chunks are cut from
         // what the iterator actually yields.
         let mut buf: Vec<A> = Vec::with_capacity(cs.min(len).min(1 << 16));
-        let (mut chunks, mut items) = (0, 0);
+        let (mut chunks, mut items, mut size) = (0, 0, 0);
         loop {
             buf.clear();
             buf.extend(iter.by_ref().take(cs));
             if buf.is_empty() {
                 return Ok((chunks, items));
             }
-            let msg = message(code, buf.as_slice())?;
+            let msg = message_sized(code, buf.as_slice(), size)?;
+            size = msg.len();
             items += buf.len();
             self.submit(vec![(msg, sink(chunks))])?;
             chunks += 1;

@@ -195,9 +195,9 @@ fn serve(boot: &Settings, pool: &PoolShm, shm: &WorkerShm, mut ends: WorkerEnds)
             None => return Ok(EXIT_BROKEN),
         };
         shm.begin_task();
-        let mut out = Vec::with_capacity(64);
+        let mut out = q.buffer();
         call(id, code, args, &mut out);
-        drop(msg);
+        inbox.recycle(msg);
         if !me.send(&mut ends.results, &mut q, out)? {
             return Ok(0);
         }
