@@ -167,7 +167,9 @@ impl Pool {
     }
 
     /// The pids of the current workers (dead workers are replaced within a few
-    /// milliseconds; during that time a pid may be missing or stale).
+    /// milliseconds; during that time a pid may be missing or stale). A pool that has
+    /// not been given any task yet has no result-handler thread: a worker that dies
+    /// then is replaced when the first task is submitted.
     pub fn worker_pids(&self) -> Vec<u32> {
         lock(&self.sh.inner).workers.iter().map(|w| w.pid).collect()
     }
@@ -687,6 +689,9 @@ impl Pool {
     }
 
     fn join_threads(&self, callbacks: bool) {
+        if std::process::id() != self.owner {
+            return; // a copy inherited over fork: the threads and workers are not ours
+        }
         let mut t = lock(&self.threads);
         t.ended = true;
         match t.handler.take() {

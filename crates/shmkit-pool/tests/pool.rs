@@ -900,11 +900,15 @@ fn a_pool_inherited_over_fork_refuses_tasks() {
     let pool = Arc::new(Pool::new(1).unwrap());
     let p = Arc::clone(&pool);
     let mut child = shmkit_process::Process::new(move || {
-        if matches!(p.apply_async(square, 2), Err(Error::PoolClosed)) {
-            0
-        } else {
-            1
+        if !matches!(p.apply_async(square, 2), Err(Error::PoolClosed)) {
+            return 1;
         }
+        // Closing and joining the copy leaves the parent's workers alone.
+        p.close();
+        if p.join().is_err() {
+            return 2;
+        }
+        0
     });
     child.start().unwrap();
     child.join().unwrap();
