@@ -25,6 +25,9 @@ struct IterInner {
     done: HashMap<usize, ChunkOutcome>,
     /// The first failure to arrive (for a blocking map, which fails with it at once).
     failed: Option<Failure>,
+    /// The chunk an ordered taker sleeps for: only its arrival (or a failure) wakes
+    /// it, not every chunk that completes out of order.
+    waiting: Option<usize>,
     /// Completion order (unordered iterators only).
     arrival: VecDeque<usize>,
     ordered: bool,
@@ -36,6 +39,7 @@ impl IterShared {
             m: Mutex::new(IterInner {
                 done: HashMap::new(),
                 failed: None,
+                waiting: None,
                 arrival: VecDeque::new(),
                 ordered,
             }),
@@ -45,6 +49,7 @@ impl IterShared {
 
     pub(crate) fn deliver(&self, index: usize, o: ChunkOutcome) {
         let mut g = lock(&self.m);
+        let wake = !g.ordered || g.waiting == Some(index) || o.is_err();
         if let Err(f) = &o {
             if g.failed.is_none() {
                 g.failed = Some(f.clone());
@@ -55,7 +60,9 @@ impl IterShared {
             g.arrival.push_back(index);
         }
         drop(g);
-        self.cv.notify_all();
+        if wake {
+            self.cv.notify_all();
+        }
     }
 
     /// Waits for chunk `index`, or for any chunk to fail (a blocking map).
@@ -68,7 +75,9 @@ impl IterShared {
             if let Some(o) = g.done.remove(&index) {
                 return o;
             }
+            g.waiting = Some(index);
             g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g.waiting = None;
         }
     }
 
@@ -89,7 +98,9 @@ impl IterShared {
                     return (i, o);
                 }
             }
+            g.waiting = g.ordered.then_some(index);
             g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g.waiting = None;
         }
     }
 }
