@@ -221,7 +221,6 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(cfg: Config, pool: PoolShm) -> Result<Self> {
-        let pool_token = pool.token()?;
         Ok(Shared {
             inner: Mutex::new(Inner {
                 state: State::Running,
@@ -234,7 +233,6 @@ impl Shared {
                 rx_buf: Vec::new(),
                 started: 0,
                 start_error: None,
-                pool_token,
                 // Until results show otherwise, assume long tasks (queue little).
                 avg_task_ns: 2 * LONG_TASK_NS,
                 startup_failures: 0,
@@ -263,7 +261,6 @@ pub(crate) struct Inner {
     started: u64,
     /// Why the last replacement failed to start (retried on the next check).
     start_error: Option<String>,
-    pool_token: shmkit_segment::Token,
     /// Workers in a row that died before their first task.
     startup_failures: u32,
     /// The process that made the pool.
@@ -611,7 +608,8 @@ pub(crate) fn start_worker(
         }
         _ => {
             let boot = Boot {
-                pool: inner.pool_token.clone(),
+                // Only spawned workers need it (forked ones inherit the mapping).
+                pool: sh.pool.token()?,
                 shm: shm.token()?,
                 settings,
             };
