@@ -60,7 +60,7 @@ fn decode<A: DeserializeOwned>(args: &[u8]) -> std::result::Result<A, String> {
 
 fn encode<R: Serialize>(r: &R, out: &mut Vec<u8>) -> TrampResult {
     let v = std::mem::take(out);
-    match postcard::to_extend(r, v) {
+    match crate::codec::encode_append(r, v) {
         Ok(v) => {
             *out = v;
             Ok(())

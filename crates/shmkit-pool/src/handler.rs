@@ -48,24 +48,41 @@ pub(crate) enum Sink {
     Iter { it: Arc<IterShared>, index: usize },
 }
 
-/// A `map_async` in progress.
+/// A `map_async` in progress. Chunks are added as they are submitted; the map is
+/// complete once it is sealed (every chunk submitted) and no chunk is outstanding.
 pub(crate) struct MapState {
     parts: Vec<Vec<u8>>,
+    /// Chunks submitted whose results have not arrived.
     remaining: usize,
+    sealed: bool,
     finished: bool,
     slot: Arc<Slot>,
     cb: Option<CallbackFn>,
 }
 
 impl MapState {
-    pub(crate) fn new(chunks: usize, slot: Arc<Slot>, cb: Option<CallbackFn>) -> Arc<Mutex<Self>> {
+    pub(crate) fn new(slot: Arc<Slot>, cb: Option<CallbackFn>) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(MapState {
-            parts: vec![Vec::new(); chunks],
-            remaining: chunks,
+            parts: Vec::new(),
+            remaining: 0,
+            sealed: false,
             finished: false,
             slot,
             cb,
         }))
+    }
+
+    /// Counts one more chunk about to be submitted.
+    pub(crate) fn add_chunk(&mut self) {
+        self.remaining += 1;
+    }
+
+    /// The map will not be delivered: submission failed part-way. Chunks already
+    /// submitted still run; their results are dropped and no callback runs.
+    pub(crate) fn abandon(&mut self) {
+        self.finished = true;
+        self.parts = Vec::new();
+        self.cb = None;
     }
 }
 
@@ -204,7 +221,6 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(cfg: Config, pool: PoolShm) -> Result<Self> {
-        let pool_token = pool.token()?;
         Ok(Shared {
             inner: Mutex::new(Inner {
                 state: State::Running,
@@ -217,7 +233,6 @@ impl Shared {
                 rx_buf: Vec::new(),
                 started: 0,
                 start_error: None,
-                pool_token,
                 // Until results show otherwise, assume long tasks (queue little).
                 avg_task_ns: 2 * LONG_TASK_NS,
                 startup_failures: 0,
@@ -246,7 +261,6 @@ pub(crate) struct Inner {
     started: u64,
     /// Why the last replacement failed to start (retried on the next check).
     start_error: Option<String>,
-    pool_token: shmkit_segment::Token,
     /// Workers in a row that died before their first task.
     startup_failures: u32,
     /// The process that made the pool.
@@ -313,12 +327,18 @@ impl Inner {
         }
     }
 
-    pub(crate) fn finish_empty_map(&mut self, map: &Mutex<MapState>) {
+    /// Every chunk of `map` has been submitted: delivers it if all have completed.
+    pub(crate) fn seal_map(&mut self, map: &Mutex<MapState>) {
         let mut m = lock(map);
+        m.sealed = true;
+        if m.finished || m.remaining > 0 {
+            return;
+        }
         m.finished = true;
         let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+        let parts = std::mem::take(&mut m.parts);
         drop(m);
-        finish(self.cb_tx.as_ref(), slot, cb, Ok(Vec::new()));
+        finish(self.cb_tx.as_ref(), slot, cb, Ok(parts));
     }
 
     /// Delivers the result of task `id`.
@@ -335,11 +355,12 @@ impl Inner {
                 }
                 let out = match o {
                     Ok(v) => {
-                        if let Some(p) = m.parts.get_mut(index) {
-                            *p = v;
+                        if m.parts.len() <= index {
+                            m.parts.resize_with(index + 1, Vec::new);
                         }
-                        m.remaining -= 1;
-                        if m.remaining > 0 {
+                        m.parts[index] = v;
+                        m.remaining = m.remaining.saturating_sub(1);
+                        if m.remaining > 0 || !m.sealed {
                             return;
                         }
                         Ok(std::mem::take(&mut m.parts))
@@ -425,27 +446,24 @@ impl Inner {
         }
         for m in msgs.drain(..) {
             progress = true;
-            self.on_result(i, &m);
+            self.on_result(i, m);
         }
         self.rx_buf = msgs;
         progress
     }
 
-    fn on_result(&mut self, i: usize, m: &[u8]) {
+    fn on_result(&mut self, i: usize, m: Vec<u8>) {
         let w = &mut self.workers[i];
         let Some(wire::ResultMsg {
-            id,
-            status,
-            micros,
-            payload,
-        }) = wire::parse_result(m)
+            id, status, micros, ..
+        }) = wire::parse_result(&m)
         else {
             w.kill();
             return;
         };
-        let text = || String::from_utf8_lossy(payload).into_owned();
+        let text = |m: &[u8]| String::from_utf8_lossy(wire::payload(m)).into_owned();
         if id == INIT_FAILED {
-            let f = Failure::InitializerFailed(text());
+            let f = Failure::InitializerFailed(text(&m));
             self.broken = Some(f.clone());
             self.fail_all(&f);
             return;
@@ -463,9 +481,10 @@ impl Inner {
             .saturating_mul(7)
             .saturating_add(took / 8);
         let o = match status {
-            OK => Ok(payload.to_vec()),
-            PANICKED => Err(Failure::Panicked(text())),
-            _ => Err(Failure::TaskFailed(text())),
+            // The payload, in the message's own buffer (no copy, no allocation).
+            OK => Ok(wire::into_payload(m)),
+            PANICKED => Err(Failure::Panicked(text(&m))),
+            _ => Err(Failure::TaskFailed(text(&m))),
         };
         self.complete(id, o);
     }
@@ -526,7 +545,7 @@ impl Inner {
             _ => 0,
         };
         while self.workers.len() < want {
-            match start_worker(sh, self) {
+            match start_worker(sh, self, None) {
                 Ok(w) => {
                     self.workers.push(w);
                     self.start_error = None;
@@ -561,9 +580,17 @@ impl Inner {
     }
 }
 
-/// Starts one worker (fork or spawn, as configured).
-pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
-    let (shm, ends) = WorkerShm::create(sh.cfg.ring_bytes)?;
+/// Starts one worker (fork or spawn, as configured) on `block` (an initial worker's
+/// block of the pool segment), or on a new worker segment of its own.
+pub(crate) fn start_worker(
+    sh: &Shared,
+    inner: &mut Inner,
+    block: Option<(WorkerShm, ParentEnds)>,
+) -> Result<Worker> {
+    let (shm, ends) = match block {
+        Some(b) => b,
+        None => WorkerShm::create(sh.cfg.ring_bytes)?,
+    };
     let settings = Settings {
         parent: std::process::id(),
         maxtasks: sh.cfg.maxtasks,
@@ -572,15 +599,17 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
     inner.started += 1;
     let name = format!("PoolWorker-{}", inner.started);
     let mut p = match sh.cfg.method {
-        // The child inherits the mappings: no reopening, no prefaulting again.
+        // The child inherits the mappings and its ends of the rings, attached here:
+        // no reopening, no prefaulting, no attaching again.
         StartMethod::Fork => {
-            let (pool, seg, ring_bytes) =
-                (sh.pool.clone(), shm.segment().clone(), shm.ring_bytes());
-            Process::new(move || worker::worker_main_forked(pool, seg, ring_bytes, &settings))
+            let pool = sh.pool.clone();
+            let (wshm, wends) = shm.worker_ends_for_fork()?;
+            Process::new(move || worker::worker_main_forked(pool, wshm, wends, &settings))
         }
         _ => {
             let boot = Boot {
-                pool: inner.pool_token.clone(),
+                // Only spawned workers need it (forked ones inherit the mapping).
+                pool: sh.pool.token()?,
                 shm: shm.token()?,
                 settings,
             };
@@ -604,6 +633,42 @@ pub(crate) fn start_worker(sh: &Shared, inner: &mut Inner) -> Result<Worker> {
         stop_sent: false,
         killed: false,
     })
+}
+
+/// Ends a pool whose result handler never started (no task was ever submitted):
+/// after `close`, sends every worker its STOP and reaps it (killing one that has not
+/// exited `grace` after its STOP); after `terminate`, kills and reaps them. Does
+/// nothing once the pool is done.
+pub(crate) fn shutdown_idle(sh: &Shared, grace: std::time::Duration) {
+    let mut g = lock(&sh.inner);
+    if g.state == State::Done {
+        return;
+    }
+    // No handler means no task was ever accepted; fail anything regardless.
+    if g.busy() || !g.backlog.is_empty() {
+        g.terminate();
+    }
+    let kill = g.state != State::Closed;
+    for w in &mut g.workers {
+        if kill {
+            w.kill();
+        } else {
+            w.stop_queued = true;
+            if w.flush().is_err() {
+                w.kill();
+            }
+        }
+    }
+    let workers = std::mem::take(&mut g.workers);
+    g.state = State::Done;
+    g.cb_tx = None;
+    drop(g);
+    for w in workers {
+        if kill || !matches!(w.process.join_timeout(grace), Ok(true)) {
+            let _ = w.process.kill();
+            let _ = w.process.join();
+        }
+    }
 }
 
 /// Kills and reaps every worker (pool start failed).

@@ -23,6 +23,11 @@ pub(crate) struct IterShared {
 #[derive(Debug)]
 struct IterInner {
     done: HashMap<usize, ChunkOutcome>,
+    /// The first failure to arrive (for a blocking map, which fails with it at once).
+    failed: Option<Failure>,
+    /// The chunk an ordered taker sleeps for: only its arrival (or a failure) wakes
+    /// it, not every chunk that completes out of order.
+    waiting: Option<usize>,
     /// Completion order (unordered iterators only).
     arrival: VecDeque<usize>,
     ordered: bool,
@@ -33,6 +38,8 @@ impl IterShared {
         IterShared {
             m: Mutex::new(IterInner {
                 done: HashMap::new(),
+                failed: None,
+                waiting: None,
                 arrival: VecDeque::new(),
                 ordered,
             }),
@@ -42,12 +49,36 @@ impl IterShared {
 
     pub(crate) fn deliver(&self, index: usize, o: ChunkOutcome) {
         let mut g = lock(&self.m);
+        let wake = !g.ordered || g.waiting == Some(index) || o.is_err();
+        if let Err(f) = &o {
+            if g.failed.is_none() {
+                g.failed = Some(f.clone());
+            }
+        }
         g.done.insert(index, o);
         if !g.ordered {
             g.arrival.push_back(index);
         }
         drop(g);
-        self.cv.notify_all();
+        if wake {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits for chunk `index`, or for any chunk to fail (a blocking map).
+    pub(crate) fn take_map(&self, index: usize) -> ChunkOutcome {
+        let mut g = lock(&self.m);
+        loop {
+            if let Some(f) = g.failed.take() {
+                return Err(f);
+            }
+            if let Some(o) = g.done.remove(&index) {
+                return o;
+            }
+            g.waiting = Some(index);
+            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g.waiting = None;
+        }
     }
 
     /// Waits for chunk `index` (ordered) or any chunk (unordered).
@@ -67,7 +98,9 @@ impl IterShared {
                     return (i, o);
                 }
             }
+            g.waiting = g.ordered.then_some(index);
             g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g.waiting = None;
         }
     }
 }
@@ -139,7 +172,7 @@ where
             }
             let index = self.submitted + tasks.len();
             let msg = crate::worker::task_header(0, self.code).and_then(|h| {
-                postcard::to_extend(&chunk, h).map_err(|source| Error::Codec {
+                crate::codec::encode_append(&chunk, h).map_err(|source| Error::Codec {
                     what: "encoding an imap chunk",
                     source,
                 })

@@ -44,6 +44,7 @@
 
 mod builder;
 mod code;
+mod codec;
 mod error;
 mod handler;
 mod imap;

@@ -12,7 +12,7 @@ use crate::worker::{self, InitSpec};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmkit_process::StartMethod;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
@@ -36,11 +36,13 @@ pub(crate) struct Config {
     pub(crate) init: Option<InitSpec>,
 }
 
-/// The pool's threads.
+/// The pool's threads (each started on first need).
 #[derive(Debug, Default)]
 struct Threads {
     handler: Option<JoinHandle<()>>,
     callbacks: Option<JoinHandle<()>>,
+    /// Joined or terminated: no thread starts any more.
+    ended: bool,
 }
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
@@ -59,6 +61,8 @@ struct Threads {
 pub struct Pool {
     sh: Arc<handler::Shared>,
     threads: Mutex<Threads>,
+    /// Set once the result handler thread was started (a lock-free check per submit).
+    handler_started: OnceLock<()>,
     owner: u32,
 }
 
@@ -73,8 +77,19 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
-    let head = worker::task_header(0, code)?;
-    postcard::to_extend(arg, head).map_err(codec("encoding a task's argument"))
+    message_sized(code, arg, 0)
+}
+
+/// [`message`] into a buffer with room for `size_hint` bytes (say, the size of the
+/// previous chunk's message), saving the buffer's regrowth.
+fn message_sized<T: Serialize + ?Sized>(
+    code: CodeRef,
+    arg: &T,
+    size_hint: usize,
+) -> Result<Vec<u8>> {
+    let mut head = worker::task_header(0, code)?;
+    head.reserve(size_hint);
+    crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
 
 impl Pool {
@@ -92,39 +107,58 @@ impl Pool {
     }
 
     pub(crate) fn start(cfg: Config) -> Result<Pool> {
-        let pool_shm = PoolShm::create()?;
+        let (pool_shm, blocks) = PoolShm::create(cfg.processes, cfg.ring_bytes)?;
         let sh = Arc::new(handler::Shared::new(cfg, pool_shm)?);
-        // Fork the first workers before this pool starts any thread.
-        {
+        // Fork the first workers before this pool starts any thread. The result
+        // handler thread starts with the first task (`ensure_handler`): a pool that is
+        // closed before it got any work needs no thread at all.
+        let started = {
             let mut g = lock(&sh.inner);
-            for _ in 0..sh.cfg.processes {
-                let w = handler::start_worker(&sh, &mut g)?;
-                g.workers.push(w);
+            let mut r = Ok(());
+            for block in blocks {
+                match handler::start_worker(&sh, &mut g, Some(block)) {
+                    Ok(w) => g.workers.push(w),
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
             }
+            r
+        };
+        if let Err(e) = started {
+            handler::kill_all(&sh);
+            return Err(e);
         }
-        let sh2 = Arc::clone(&sh);
+        Ok(Pool {
+            sh,
+            threads: Mutex::new(Threads::default()),
+            handler_started: OnceLock::new(),
+            owner: std::process::id(),
+        })
+    }
+
+    /// Starts the result handler thread unless it runs already (or the pool ended, or
+    /// this is a copy of the pool inherited over fork: submission then fails).
+    fn ensure_handler(&self) -> Result<()> {
+        if self.handler_started.get().is_some() {
+            return Ok(());
+        }
+        let mut t = lock(&self.threads);
+        if t.handler.is_some() || t.ended || std::process::id() != self.owner {
+            return Ok(());
+        }
+        let sh = Arc::clone(&self.sh);
         let h = std::thread::Builder::new()
             .name("shmkit-pool-handler".into())
-            .spawn(move || threads::handler_main(&sh2))
+            .spawn(move || threads::handler_main(&sh))
             .map_err(|source| Error::Os {
                 op: "spawning the result handler thread",
                 source,
-            });
-        let handler = match h {
-            Ok(h) => h,
-            Err(e) => {
-                handler::kill_all(&sh);
-                return Err(e);
-            }
-        };
-        Ok(Pool {
-            sh,
-            threads: Mutex::new(Threads {
-                handler: Some(handler),
-                callbacks: None,
-            }),
-            owner: std::process::id(),
-        })
+            })?;
+        t.handler = Some(h);
+        let _ = self.handler_started.set(());
+        Ok(())
     }
 
     /// The number of workers the pool keeps.
@@ -133,7 +167,9 @@ impl Pool {
     }
 
     /// The pids of the current workers (dead workers are replaced within a few
-    /// milliseconds; during that time a pid may be missing or stale).
+    /// milliseconds; during that time a pid may be missing or stale). A pool that has
+    /// not been given any task yet has no result-handler thread: a worker that dies
+    /// then is replaced when the first task is submitted.
     pub fn worker_pids(&self) -> Vec<u32> {
         lock(&self.sh.inner).workers.iter().map(|w| w.pid).collect()
     }
@@ -141,7 +177,7 @@ impl Pool {
     /// Starts the callback thread on first need (pools without callbacks have none).
     fn callback_thread(&self) -> Result<()> {
         let mut t = lock(&self.threads);
-        if t.callbacks.is_some() || t.handler.is_none() {
+        if t.callbacks.is_some() || t.ended {
             return Ok(());
         }
         let (tx, rx) = std::sync::mpsc::channel::<handler::CbJob>();
@@ -178,6 +214,7 @@ impl Pool {
     }
 
     pub(crate) fn submit(&self, tasks: Vec<(Vec<u8>, Sink)>) -> Result<()> {
+        self.ensure_handler()?;
         let mut g = lock(&self.sh.inner);
         g.accepting()?;
         for (mut msg, sink) in tasks {
@@ -304,13 +341,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         E: std::fmt::Display,
     {
-        let items: Vec<A> = iter.into_iter().collect();
-        self.map_chunks(
-            code::task_try_chunk(f)?,
-            &items,
-            chunksize,
-            Callbacks::new(),
-        )
+        self.map_chunks(code::task_try_chunk(f)?, iter, chunksize, Callbacks::new())
     }
 
     /// [`try_map_async`](Pool::try_map_async) with the default chunksize, waiting.
@@ -327,51 +358,131 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         E: std::fmt::Display,
     {
-        self.try_map_async(f, iter, None)?.get()
+        self.map_wait(code::task_try_chunk(f)?, iter)
     }
 
-    fn map_chunks<A, R>(
+    /// Encodes the input in chunks of `chunksize` (default: Python's, from the
+    /// input's length) and submits each chunk as soon as it is encoded, so that the
+    /// workers start on the first chunk while the next ones are encoded. The input is
+    /// collected first only when its length is not known exactly. `sink(index)` says
+    /// where chunk `index`'s result goes. Returns (chunks, items) submitted.
+    fn submit_chunks<I, A>(
         &self,
         code: CodeRef,
-        items: &[A],
+        iter: I,
+        chunksize: Option<usize>,
+        sink: impl FnMut(usize) -> Sink,
+    ) -> Result<(usize, usize)>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+    {
+        let iter = iter.into_iter();
+        match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => self.submit_chunks_of(code, iter, lo, chunksize, sink),
+            _ => {
+                let items: Vec<A> = iter.collect();
+                let len = items.len();
+                self.submit_chunks_of(code, items.into_iter(), len, chunksize, sink)
+            }
+        }
+    }
+
+    fn submit_chunks_of<A: Serialize>(
+        &self,
+        code: CodeRef,
+        mut iter: impl Iterator<Item = A>,
+        len: usize,
+        chunksize: Option<usize>,
+        mut sink: impl FnMut(usize) -> Sink,
+    ) -> Result<(usize, usize)> {
+        let cs = chunksize
+            .unwrap_or_else(|| default_chunksize(len, self.processes()))
+            .max(1);
+        // `len` is only a hint (an iterator may misreport it): chunks are cut from
+        // what the iterator actually yields.
+        let mut buf: Vec<A> = Vec::with_capacity(cs.min(len).min(1 << 16));
+        let (mut chunks, mut items, mut size) = (0, 0, 0);
+        loop {
+            buf.clear();
+            buf.extend(iter.by_ref().take(cs));
+            if buf.is_empty() {
+                return Ok((chunks, items));
+            }
+            let msg = message_sized(code, buf.as_slice(), size)?;
+            size = msg.len();
+            items += buf.len();
+            self.submit(vec![(msg, sink(chunks))])?;
+            chunks += 1;
+        }
+    }
+
+    fn map_chunks<I, A, R>(
+        &self,
+        code: CodeRef,
+        iter: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>>
     where
+        I: IntoIterator<Item = A>,
         A: Serialize,
         R: DeserializeOwned + 'static,
     {
-        let cs = chunksize
-            .unwrap_or_else(|| default_chunksize(items.len(), self.processes()))
-            .max(1);
         let slot = Arc::new(Slot::default());
         if !callbacks.is_empty() {
             self.callback_thread()?;
         }
         let cb = (!callbacks.is_empty()).then(|| callbacks.into_job(decode_concat::<R>));
-        let nchunks = items.len().div_ceil(cs);
-        let map = handler::MapState::new(nchunks, Arc::clone(&slot), cb);
-        if nchunks == 0 {
+        let map = handler::MapState::new(Arc::clone(&slot), cb);
+        let submitted = self.submit_chunks(code, iter, chunksize, |index| {
+            lock(&map).add_chunk();
+            Sink::Chunk {
+                map: Arc::clone(&map),
+                index,
+            }
+        });
+        let sealed = submitted.and_then(|(chunks, _)| {
             let mut g = lock(&self.sh.inner);
-            g.accepting()?;
-            g.finish_empty_map(&map);
-        } else {
-            let tasks = items
-                .chunks(cs)
-                .enumerate()
-                .map(|(index, c)| {
-                    Ok((
-                        message(code, c)?,
-                        Sink::Chunk {
-                            map: Arc::clone(&map),
-                            index,
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.submit(tasks)?;
+            if chunks == 0 {
+                g.accepting()?;
+            }
+            g.seal_map(&map);
+            Ok(())
+        });
+        if let Err(e) = sealed {
+            lock(&map).abandon();
+            return Err(e);
         }
         Ok(AsyncResult::new(slot, decode_concat::<R>))
+    }
+
+    /// A blocking map: submits the chunks, then decodes each chunk's results as soon
+    /// as it (and those before it) arrived, while the workers still run the later
+    /// ones. Fails with the first chunk failure to arrive, like `map_async(..).get()`.
+    fn map_wait<I, A, R>(&self, code: CodeRef, iter: I) -> Result<Vec<R>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let it = Arc::new(IterShared::new(true));
+        let (chunks, items) = self.submit_chunks(code, iter, None, |index| Sink::Iter {
+            it: Arc::clone(&it),
+            index,
+        })?;
+        if chunks == 0 {
+            lock(&self.sh.inner).accepting()?;
+        }
+        let mut out = Vec::with_capacity(items);
+        for index in 0..chunks {
+            match it.take_map(index) {
+                Ok(bytes) => crate::codec::decode_append(&bytes, &mut out)
+                    .map_err(codec("decoding a chunk of map results"))?,
+                Err(f) => return Err(f.to_error()),
+            }
+        }
+        Ok(out)
     }
 
     /// `[f(x) for x in iter]` computed by the workers, in chunks of the default
@@ -384,7 +495,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        self.map_async(f, iter, None)?.get()
+        self.map_wait(code::task_chunk(f)?, iter)
     }
 
     /// [`map`](Pool::map) without waiting; `chunksize` `None` is the default.
@@ -420,8 +531,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<A> = iter.into_iter().collect();
-        self.map_chunks(code::task_chunk(f)?, &items, chunksize, callbacks)
+        self.map_chunks(code::task_chunk(f)?, iter, chunksize, callbacks)
     }
 
     /// `[f(a, b) for (a, b) in iter]` (Python's `starmap`, for two-argument functions).
@@ -438,7 +548,7 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        self.starmap_async(f, iter, None)?.get()
+        self.map_wait(code::task_star(f)?, iter)
     }
 
     /// [`starmap`](Pool::starmap) without waiting.
@@ -456,8 +566,7 @@ impl Pool {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<(A, B)> = iter.into_iter().collect();
-        self.map_chunks(code::task_star(f)?, &items, chunksize, Callbacks::new())
+        self.map_chunks(code::task_star(f)?, iter, chunksize, Callbacks::new())
     }
 
     fn imap_inner<I, A, R>(
@@ -580,9 +689,17 @@ impl Pool {
     }
 
     fn join_threads(&self, callbacks: bool) {
+        if std::process::id() != self.owner {
+            return; // a copy inherited over fork: the threads and workers are not ours
+        }
         let mut t = lock(&self.threads);
-        if let Some(h) = t.handler.take() {
-            let _ = h.join();
+        t.ended = true;
+        match t.handler.take() {
+            Some(h) => {
+                let _ = h.join();
+            }
+            // No task was ever submitted: stop (or kill) and reap the workers here.
+            None => handler::shutdown_idle(&self.sh, threads::STOP_GRACE),
         }
         let on_callback_thread = t
             .callbacks

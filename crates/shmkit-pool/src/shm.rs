@@ -1,5 +1,16 @@
-//! The pool's shared memory: one small pool segment (the parent's doorbell) and one
-//! segment per worker (its two rings, its wake-up words and its progress counter).
+//! The pool's shared memory. The **pool segment** (kind `POOL`, layout version 2)
+//! holds the parent's doorbell followed by one block per initial worker; a
+//! replacement worker gets a **worker segment** (kind `POLW`) of its own holding one
+//! block. A worker block: the worker's two rings, its wake-up words and its progress
+//! counter. One segment for the whole initial pool keeps `Pool::new` to one
+//! `memfd_create` + `mmap` (and its drop to one `munmap`).
+//!
+//! ```text
+//! POOL v2: [doorbell EventCount] [worker block 0] … [worker block n-1]
+//! POLW v1: [worker block]
+//! block:   [tasks_ec EventCount][space_ec EventCount][started u64]
+//!          [task byte ring][result byte ring]      (rings of `ring_bytes` each)
+//! ```
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -12,34 +23,61 @@ use shmkit_sync::futex::EventCount;
 
 /// Kind tag of the pool segment.
 pub(crate) const POOL_KIND: Kind = Kind::from_tag(*b"POOL");
+/// Layout version of the pool segment (2: the initial workers' blocks follow the
+/// doorbell).
+pub(crate) const POOL_VERSION: u32 = 2;
 /// Kind tag of a worker segment.
 pub(crate) const WORKER_KIND: Kind = Kind::from_tag(*b"POLW");
 
-/// The pool segment: the event count the parent's result handler sleeps on. Workers
-/// notify it after each result; parent threads after each change of the pool state.
+/// The pool segment's doorbell: the event count the parent's result handler sleeps
+/// on. Workers notify it after each result; parent threads after each change of the
+/// pool state.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolShm {
     seg: Segment,
     doorbell: Region<EventCount>,
 }
 
-fn pool_layout() -> (Layout, Region<EventCount>) {
+/// The pool segment's layout for `n` initial workers.
+fn pool_layout(
+    n: usize,
+    ring_bytes: usize,
+) -> Result<(Layout, Region<EventCount>, Vec<WorkerLayout>)> {
+    let cfg = RingConfig::bytes(ring_bytes)?;
     let mut l = Layout::new();
     let doorbell = l.add::<EventCount>();
-    (l, doorbell)
+    let workers = (0..n)
+        .map(|_| add_worker(&mut l, &cfg))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((l, doorbell, workers))
 }
 
 impl PoolShm {
-    pub(crate) fn create() -> Result<Self> {
-        let (l, doorbell) = pool_layout();
-        let seg = SegmentOptions::new(POOL_KIND, l.size()).create_anonymous(|_| {})?;
+    /// The pool segment with the blocks of `n` initial workers, initialised: the
+    /// doorbell, and each worker's segment view with the parent's ends of its rings.
+    pub(crate) fn create(
+        n: usize,
+        ring_bytes: usize,
+    ) -> Result<(Self, Vec<(WorkerShm, ParentEnds)>)> {
+        let (l, doorbell, blocks) = pool_layout(n, ring_bytes)?;
+        // Not prefaulted: most of the rings is touched only by large messages.
+        let seg = SegmentOptions::new(POOL_KIND, l.size())
+            .kind_version(POOL_VERSION)
+            .prefault(false)
+            .create_anonymous(|_| {})?;
         doorbell.get(&seg)?;
-        Ok(PoolShm { seg, doorbell })
+        let workers = blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, wl)| WorkerShm::init(seg.clone(), wl, Some(Slot { index: i, of: n })))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((PoolShm { seg, doorbell }, workers))
     }
 
     pub(crate) fn open(token: &Token) -> Result<Self> {
         let seg = token.open()?;
-        let (_, doorbell) = pool_layout();
+        // The doorbell comes first whatever the number of worker blocks.
+        let (_, doorbell, _) = pool_layout(0, bytes_min())?;
         doorbell.get(&seg)?;
         Ok(PoolShm { seg, doorbell })
     }
@@ -55,7 +93,12 @@ impl PoolShm {
     }
 }
 
-/// Where things are in a worker segment.
+/// A valid ring size, for layouts that place no ring.
+fn bytes_min() -> usize {
+    4096
+}
+
+/// Where things are in a worker block.
 #[derive(Debug, Clone, Copy)]
 struct WorkerLayout {
     /// The worker sleeps on it when it has no task; the parent notifies after a push.
@@ -71,25 +114,36 @@ struct WorkerLayout {
     cfg: RingConfig,
 }
 
-fn worker_layout(ring_bytes: usize) -> Result<(WorkerLayout, usize)> {
-    let cfg = RingConfig::bytes(ring_bytes)?;
-    let mut l = Layout::new();
+/// Appends one worker block to `l`.
+fn add_worker(l: &mut Layout, cfg: &RingConfig) -> Result<WorkerLayout> {
     let tasks_ec = l.add::<EventCount>();
     let space_ec = l.add::<EventCount>();
     let started = l.add::<AtomicU64>();
-    let tasks = cfg.add_to(&mut l)?;
-    let results = cfg.add_to(&mut l)?;
-    Ok((
-        WorkerLayout {
-            tasks_ec,
-            space_ec,
-            started,
-            tasks,
-            results,
-            cfg,
-        },
-        l.size(),
-    ))
+    let tasks = cfg.add_to(l)?;
+    let results = cfg.add_to(l)?;
+    Ok(WorkerLayout {
+        tasks_ec,
+        space_ec,
+        started,
+        tasks,
+        results,
+        cfg: *cfg,
+    })
+}
+
+/// A worker segment's layout (one block).
+fn worker_layout(ring_bytes: usize) -> Result<(WorkerLayout, usize)> {
+    let cfg = RingConfig::bytes(ring_bytes)?;
+    let mut l = Layout::new();
+    let w = add_worker(&mut l, &cfg)?;
+    Ok((w, l.size()))
+}
+
+/// Which block of the pool segment a worker uses (`None`: its own worker segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    index: usize,
+    of: usize,
 }
 
 /// How a worker finds its segment.
@@ -97,6 +151,7 @@ fn worker_layout(ring_bytes: usize) -> Result<(WorkerLayout, usize)> {
 pub(crate) struct WorkerShmToken {
     token: Token,
     ring_bytes: usize,
+    slot: Option<Slot>,
 }
 
 /// One worker's segment.
@@ -104,6 +159,7 @@ pub(crate) struct WorkerShmToken {
 pub(crate) struct WorkerShm {
     seg: Segment,
     l: WorkerLayout,
+    slot: Option<Slot>,
 }
 
 /// The parent's ends of a worker's rings.
@@ -121,14 +177,19 @@ pub(crate) struct WorkerEnds {
 }
 
 impl WorkerShm {
-    /// A new worker segment with two rings of `ring_bytes` (a power of two), and the
-    /// parent's ends of them.
+    /// A new worker segment (for a replacement worker) with two rings of
+    /// `ring_bytes` (a power of two), and the parent's ends of them.
     pub(crate) fn create(ring_bytes: usize) -> Result<(Self, ParentEnds)> {
         let (l, size) = worker_layout(ring_bytes)?;
         // Not prefaulted: most of the rings is touched only by large messages.
         let seg = SegmentOptions::new(WORKER_KIND, size)
             .prefault(false)
             .create_anonymous(|_| {})?;
+        Self::init(seg, l, None)
+    }
+
+    /// Initialises the worker block `l` of `seg` and attaches the parent's ends.
+    fn init(seg: Segment, l: WorkerLayout, slot: Option<Slot>) -> Result<(Self, ParentEnds)> {
         l.tasks_ec.get(&seg)?;
         l.space_ec.get(&seg)?;
         l.started.get(&seg)?;
@@ -138,34 +199,46 @@ impl WorkerShm {
             tasks: Producer::attach(&seg, l.tasks)?,
             results: Consumer::attach(&seg, l.results)?,
         };
-        Ok((WorkerShm { seg, l }, ends))
+        Ok((WorkerShm { seg, l, slot }, ends))
     }
 
     pub(crate) fn token(&self) -> Result<WorkerShmToken> {
         Ok(WorkerShmToken {
             token: self.seg.token()?,
             ring_bytes: self.l.cfg.capacity(),
+            slot: self.slot,
         })
     }
 
-    /// Opens the segment in the worker and attaches the worker's ends.
+    /// Opens the segment in a spawned worker and attaches the worker's ends.
     pub(crate) fn open(t: &WorkerShmToken) -> Result<(Self, WorkerEnds)> {
-        Self::attach_worker(t.token.open()?, t.ring_bytes)
+        let l = match t.slot {
+            Some(slot) => {
+                let (_, _, blocks) = pool_layout(slot.of, t.ring_bytes)?;
+                *blocks
+                    .get(slot.index)
+                    .ok_or(crate::Error::InvalidArgument("worker slot out of range"))?
+            }
+            None => worker_layout(t.ring_bytes)?.0,
+        };
+        Self::attach_worker(t.token.open()?, l, t.slot)
     }
 
-    /// The segment (a forked worker inherits its mapping).
-    pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
+    /// The worker's ends, attached here in the parent for a worker about to be
+    /// forked: the child inherits them and skips attaching (which reads
+    /// `/proc/self/stat` to name the new owner). The ends' owner words then name the
+    /// parent, which is harmless: each end is used only by the worker, and nobody
+    /// else ever attaches to a worker's rings.
+    pub(crate) fn worker_ends_for_fork(&self) -> Result<(Self, WorkerEnds)> {
+        Self::attach_worker(self.seg.clone(), self.l, self.slot)
     }
 
-    /// The ring size it was made with.
-    pub(crate) fn ring_bytes(&self) -> usize {
-        self.l.cfg.capacity()
-    }
-
-    /// Worker side: attaches the worker's ends in `seg` (opened, or inherited over fork).
-    pub(crate) fn attach_worker(seg: Segment, ring_bytes: usize) -> Result<(Self, WorkerEnds)> {
-        let (l, _) = worker_layout(ring_bytes)?;
+    /// Attaches the worker's ends of block `l` of `seg`.
+    fn attach_worker(
+        seg: Segment,
+        l: WorkerLayout,
+        slot: Option<Slot>,
+    ) -> Result<(Self, WorkerEnds)> {
         l.tasks_ec.get(&seg)?;
         l.space_ec.get(&seg)?;
         l.started.get(&seg)?;
@@ -173,7 +246,7 @@ impl WorkerShm {
             tasks: Consumer::attach(&seg, l.tasks)?,
             results: Producer::attach(&seg, l.results)?,
         };
-        Ok((WorkerShm { seg, l }, ends))
+        Ok((WorkerShm { seg, l, slot }, ends))
     }
 
     pub(crate) fn tasks_ec(&self) -> &EventCount {

@@ -12,7 +12,7 @@ const CHECK_BUSY: Duration = Duration::from_millis(5);
 /// How often worker liveness is checked while the pool is idle.
 const CHECK_IDLE: Duration = Duration::from_millis(50);
 /// How long a stopped worker may take to exit before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The callback thread: runs callbacks one at a time, in completion order.
 pub(crate) fn callback_main(rx: &Receiver<CbJob>) {

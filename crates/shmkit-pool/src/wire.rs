@@ -44,6 +44,17 @@ pub(crate) fn parse_result(msg: &[u8]) -> Option<ResultMsg<'_>> {
     })
 }
 
+/// The payload of a result message (empty if the message is too short).
+pub(crate) fn payload(msg: &[u8]) -> &[u8] {
+    msg.get(RESULT_HEADER..).unwrap_or(&[])
+}
+
+/// A result message's buffer turned into its payload (the header removed in place).
+pub(crate) fn into_payload(mut msg: Vec<u8>) -> Vec<u8> {
+    msg.drain(..RESULT_HEADER.min(msg.len()));
+    msg
+}
+
 /// Starts a result message for task `id` (run time 0 until [`set_run_time`]).
 pub(crate) fn result_header(id: u64, status: u8, out: &mut Vec<u8>) {
     out.clear();
@@ -106,7 +117,8 @@ impl Outbox {
     }
 }
 
-/// Reassembles fragmented messages.
+/// Reassembles fragmented messages. [`Inbox::recycle`] hands a message's buffer
+/// back for the next one.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     buf: Vec<u8>,
@@ -114,6 +126,14 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
+    /// Gives a message returned by [`Inbox::poll`] back, to hold the next one.
+    pub(crate) fn recycle(&mut self, mut msg: Vec<u8>) {
+        if !self.partial && self.buf.capacity() < msg.capacity() {
+            msg.clear();
+            self.buf = msg;
+        }
+    }
+
     /// The next whole message, if one has arrived. `consumed` is set when a fragment
     /// was taken (the producer may have room now).
     pub(crate) fn poll(
@@ -154,6 +174,8 @@ impl Inbox {
 pub(crate) struct SendQueue {
     queue: VecDeque<Vec<u8>>,
     out: Outbox,
+    /// The buffer of the last message sent, kept for the next one.
+    spare: Option<Vec<u8>>,
 }
 
 impl SendQueue {
@@ -167,13 +189,25 @@ impl SendQueue {
         self.flush(p)
     }
 
+    /// An empty buffer for the next message: the last one sent, if any (its capacity
+    /// saves regrowing a large result message every time).
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        match self.spare.take() {
+            Some(mut v) => {
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(64),
+        }
+    }
+
     /// Sends what fits; `Ok(true)` when nothing is left.
     pub(crate) fn flush(&mut self, p: &mut Producer) -> Result<bool, shmkit_ring::Error> {
         while let Some(m) = self.queue.front() {
             if !self.out.push(p, m)? {
                 return Ok(false);
             }
-            self.queue.pop_front();
+            self.spare = self.queue.pop_front();
         }
         Ok(true)
     }
@@ -206,6 +240,34 @@ mod tests {
             }
         }
         assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn recycled_buffers_carry_no_old_bytes() {
+        let (mut p, mut c) = bytes::new(&RingConfig::bytes(256).unwrap()).unwrap();
+        let mut q = SendQueue::default();
+        let mut inbox = Inbox::default();
+        for (i, len) in [300usize, 5, 200, 0, 90].into_iter().enumerate() {
+            let mut m = q.buffer();
+            assert!(m.is_empty(), "a reused buffer starts empty");
+            result_header(i as u64, OK, &mut m);
+            m.extend(std::iter::repeat(u8::try_from(i).unwrap()).take(len));
+            let want = m.clone();
+            q.send(&mut p, m).unwrap();
+            let mut got = None;
+            while got.is_none() {
+                q.flush(&mut p).unwrap();
+                let mut consumed = false;
+                got = inbox.poll(&mut c, &mut consumed).unwrap();
+            }
+            let got = got.unwrap();
+            assert_eq!(got, want);
+            assert_eq!(payload(&got), &want[RESULT_HEADER..]);
+            assert_eq!(into_payload(got.clone()), want[RESULT_HEADER..].to_vec());
+            inbox.recycle(got);
+        }
+        assert_eq!(into_payload(vec![1, 2]), Vec::<u8>::new());
+        assert_eq!(payload(&[1, 2]), &[] as &[u8]);
     }
 
     #[test]

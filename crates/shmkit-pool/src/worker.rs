@@ -2,7 +2,7 @@
 
 use crate::code::CodeRef;
 use crate::error::Result;
-use crate::shm::{PoolShm, WorkerShm, WorkerShmToken};
+use crate::shm::{PoolShm, WorkerEnds, WorkerShm, WorkerShmToken};
 use crate::wire::{self, Inbox, SendQueue, FAILED, INIT_FAILED, OK, PANICKED, STOP};
 use serde::{Deserialize, Serialize};
 use shmkit_ring::bytes::{Consumer, Producer};
@@ -49,19 +49,18 @@ pub(crate) fn worker_main(boot: Boot) -> i32 {
     })
 }
 
-/// The forked worker's entry: uses the mappings inherited from the parent.
+/// The forked worker's entry: uses the mappings and ring ends inherited from the
+/// parent.
 pub(crate) fn worker_main_forked(
     pool: PoolShm,
-    seg: shmkit_segment::Segment,
-    ring_bytes: usize,
+    shm: WorkerShm,
+    ends: WorkerEnds,
     settings: &Settings,
 ) -> i32 {
-    run_worker(settings, move || {
-        Ok((pool, WorkerShm::attach_worker(seg, ring_bytes)?))
-    })
+    run_worker(settings, move || Ok((pool, (shm, ends))))
 }
 
-type Opened = (PoolShm, (WorkerShm, crate::shm::WorkerEnds));
+type Opened = (PoolShm, (WorkerShm, WorkerEnds));
 
 fn run_worker(settings: &Settings, open: impl FnOnce() -> Result<Opened>) -> i32 {
     // Task panics are reported to the parent as results; keep stderr quiet.
@@ -119,7 +118,16 @@ struct Me<'a> {
 
 impl Me<'_> {
     /// Waits for the next whole task message; `None` when the parent is gone.
-    fn next_task(&self, rx: &mut Consumer, inbox: &mut Inbox) -> Result<Option<Vec<u8>>> {
+    ///
+    /// `spin`: spin briefly before sleeping. A new worker does not: its pool is still
+    /// starting (forking the other workers), and spinning would only take a core
+    /// from it.
+    fn next_task(
+        &self,
+        rx: &mut Consumer,
+        inbox: &mut Inbox,
+        spin: bool,
+    ) -> Result<Option<Vec<u8>>> {
         loop {
             let mut consumed = false;
             if let Some(m) = inbox.poll(rx, &mut consumed)? {
@@ -129,7 +137,7 @@ impl Me<'_> {
                 // Half a message: the parent has room for the rest now.
                 self.pool.doorbell().notify_all();
             }
-            if spin_until(Deadline::after(MAX_SPIN), || rx.peek().is_ok()) {
+            if spin && spin_until(Deadline::after(MAX_SPIN), || rx.peek().is_ok()) {
                 continue;
             }
             let ec = self.shm.tasks_ec();
@@ -160,12 +168,7 @@ impl Me<'_> {
     }
 }
 
-fn serve(
-    boot: &Settings,
-    pool: &PoolShm,
-    shm: &WorkerShm,
-    mut ends: crate::shm::WorkerEnds,
-) -> Result<i32> {
+fn serve(boot: &Settings, pool: &PoolShm, shm: &WorkerShm, mut ends: WorkerEnds) -> Result<i32> {
     let me = Me {
         pool,
         shm,
@@ -183,7 +186,7 @@ fn serve(
     let mut inbox = Inbox::default();
     let mut done = 0u64;
     loop {
-        let Some(msg) = me.next_task(&mut ends.tasks, &mut inbox)? else {
+        let Some(msg) = me.next_task(&mut ends.tasks, &mut inbox, done > 0)? else {
             return Ok(0);
         };
         let (id, code, args) = match parse_task(&msg) {
@@ -192,9 +195,9 @@ fn serve(
             None => return Ok(EXIT_BROKEN),
         };
         shm.begin_task();
-        let mut out = Vec::with_capacity(64);
+        let mut out = q.buffer();
         call(id, code, args, &mut out);
-        drop(msg);
+        inbox.recycle(msg);
         if !me.send(&mut ends.results, &mut q, out)? {
             return Ok(0);
         }
@@ -226,7 +229,7 @@ fn parse_task(msg: &[u8]) -> Option<Task<'_>> {
 pub(crate) fn task_header(id: u64, code: CodeRef) -> Result<Vec<u8>> {
     let mut msg = Vec::with_capacity(64);
     msg.extend_from_slice(&id.to_le_bytes());
-    postcard::to_extend(&code, msg).map_err(|source| crate::Error::Codec {
+    crate::codec::encode_append(&code, msg).map_err(|source| crate::Error::Codec {
         what: "task header",
         source,
     })

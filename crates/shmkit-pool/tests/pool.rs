@@ -108,6 +108,139 @@ fn map_equals_sequential_for_0_1_and_100k_items() {
     assert_eq!(pool.starmap(add, pairs).unwrap(), sums);
 }
 
+/// An iterator that reports an exact length it does not have.
+struct Lying {
+    next: u64,
+    end: u64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+/// `map` streams inputs of known length chunk by chunk and collects the others
+/// first; either way (and whatever length an iterator claims) it equals the
+/// sequential map.
+#[test]
+fn map_equals_sequential_whatever_the_input_claims_its_length_is() {
+    let pool = Pool::new(2).unwrap();
+    let seq = |v: Vec<u64>| v.into_iter().map(square).collect::<Vec<_>>();
+    let odd = (0..5000u64).filter(|x| x % 2 == 1);
+    assert_eq!(
+        pool.map(square, odd.clone()).unwrap(),
+        seq(odd.clone().collect())
+    );
+    let got = pool.map_async(square, odd.clone(), None).unwrap();
+    assert_eq!(got.get().unwrap(), seq(odd.collect()));
+    for (end, claims) in [(1000, 10), (10, 1000), (0, 5), (3000, 0)] {
+        let it = || Lying {
+            next: 0,
+            end,
+            claims,
+        };
+        let want = seq((0..end).collect());
+        assert_eq!(
+            pool.map(square, it()).unwrap(),
+            want,
+            "{end} items claiming {claims}"
+        );
+        let got = pool.map_async(square, it(), None).unwrap();
+        assert_eq!(got.get().unwrap(), want, "{end} items claiming {claims}");
+    }
+    assert_eq!(
+        pool.starmap(add, (0..100u64).map(|i| (i, i))).unwrap(),
+        (0..100).map(|i| 2 * i).collect::<Vec<_>>()
+    );
+}
+
+fn slow_first_then_boom(x: u64) -> u64 {
+    if x == 0 {
+        std::thread::sleep(Duration::from_secs(20));
+    } else {
+        panic!("boom at {x}");
+    }
+    x
+}
+
+/// Like Python's, a map fails as soon as any chunk fails, without waiting for the
+/// chunks before it.
+#[test]
+fn a_map_fails_with_the_first_failure_without_waiting_for_earlier_chunks() {
+    let pool = Pool::new(2).unwrap();
+    let t = Instant::now();
+    match pool.map(slow_first_then_boom, [0u64, 1]) {
+        Err(Error::Panicked(m)) => assert!(m.contains("boom at 1"), "{m}"),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        t.elapsed()
+    );
+    pool.terminate();
+}
+
+/// An element that fails to encode.
+struct Unencodable(u64);
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 7 {
+            return Err(serde::ser::Error::custom("seven does not encode"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Unencodable)
+    }
+}
+
+fn unwrap_it(x: Unencodable) -> u64 {
+    x.0
+}
+
+/// A chunk that does not encode fails the map (chunks submitted before it still
+/// run, as in Python); its callbacks never run and the pool stays usable.
+#[test]
+fn a_map_whose_input_does_not_encode_fails_and_never_calls_back() {
+    let pool = Pool::new(2).unwrap();
+    let called = Arc::new(Mutex::new(0));
+    let (c1, c2) = (called.clone(), called.clone());
+    let cb = Callbacks::new()
+        .callback(move |_: Vec<u64>| *c1.lock().unwrap() += 1)
+        .error_callback(move |_| *c2.lock().unwrap() += 1);
+    let items = || (0..20u64).map(Unencodable);
+    assert!(matches!(
+        pool.map_async_with(unwrap_it, items(), Some(1), cb),
+        Err(Error::Codec { .. })
+    ));
+    assert!(matches!(
+        pool.map(unwrap_it, items()),
+        Err(Error::Codec { .. })
+    ));
+    assert_eq!(pool.map(square, 0..10u64).unwrap().len(), 10);
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(
+        *called.lock().unwrap(),
+        0,
+        "no callback for a map that was not submitted"
+    );
+}
+
 #[test]
 fn default_chunksize_is_pythons() {
     assert_eq!(shmkit_pool::default_chunksize(0, 2), 1);
@@ -519,6 +652,71 @@ fn close_join_and_their_errors() {
     pool.terminate();
 }
 
+/// A pool that never got a task has no result-handler thread: `join` stops and
+/// reaps the workers itself; `terminate` and drop kill and reap them.
+#[test]
+fn idle_pools_close_join_terminate_and_drop_reap_every_worker() {
+    let pool = Pool::new(2).unwrap();
+    // An empty map completes without any worker (and runs its callback).
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let cb = Callbacks::new().callback(move |v: Vec<u64>| *s.lock().unwrap() = Some(v.len()));
+    let empty = pool
+        .map_async_with(square, Vec::<u64>::new(), None, cb)
+        .unwrap();
+    assert_eq!(empty.get().unwrap(), Vec::<u64>::new());
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    assert!(matches!(pool.join(), Err(Error::PoolRunning)));
+    pool.close();
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolClosed)));
+    pool.join().unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(0));
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} was reaped");
+    }
+    pool.join().unwrap();
+
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    pool.terminate();
+    for p in &pids {
+        assert!(!pid_exists(*p), "worker {p} was killed and reaped");
+    }
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolClosed)));
+    pool.join().unwrap();
+
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    drop(pool);
+    for p in pids {
+        assert!(!pid_exists(p), "worker {p} was killed and reaped on drop");
+    }
+}
+
+/// A worker killed while its pool has never had a task is replaced once work
+/// arrives, and the work completes.
+#[test]
+fn a_worker_killed_in_an_idle_pool_is_replaced_when_work_arrives() {
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    // SAFETY: SIGKILL to our own worker process; that is the test.
+    assert_eq!(unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) }, 0);
+    let rs: Vec<_> = (0..50u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    for (x, r) in (0..).zip(&rs) {
+        assert_eq!(r.get_timeout(LONG).unwrap(), x * x);
+    }
+    wait_for("the dead worker's replacement", || {
+        let now = pool.worker_pids();
+        (now.len() == 2 && !now.contains(&pids[0])).then_some(())
+    });
+    pool.close();
+    pool.join().unwrap();
+    assert!(!pid_exists(pids[0]), "the killed worker was reaped");
+}
+
 #[test]
 fn terminate_while_tasks_run_is_prompt_and_leaves_no_child() {
     let pool = Pool::new(2).unwrap();
@@ -702,11 +900,15 @@ fn a_pool_inherited_over_fork_refuses_tasks() {
     let pool = Arc::new(Pool::new(1).unwrap());
     let p = Arc::clone(&pool);
     let mut child = shmkit_process::Process::new(move || {
-        if matches!(p.apply_async(square, 2), Err(Error::PoolClosed)) {
-            0
-        } else {
-            1
+        if !matches!(p.apply_async(square, 2), Err(Error::PoolClosed)) {
+            return 1;
         }
+        // Closing and joining the copy leaves the parent's workers alone.
+        p.close();
+        if p.join().is_err() {
+            return 2;
+        }
+        0
     });
     child.start().unwrap();
     child.join().unwrap();
