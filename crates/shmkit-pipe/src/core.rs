@@ -86,18 +86,6 @@ impl Drop for Reg {
     }
 }
 
-#[derive(Debug)]
-struct TxState {
-    prod: Producer,
-    gen: u64,
-}
-
-#[derive(Debug)]
-struct RxState {
-    cons: Consumer,
-    gen: u64,
-}
-
 /// A robust message lock held for one whole message.
 struct MsgLock<'a>(&'a RawMutex);
 
@@ -123,8 +111,8 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One handle: a holder registration plus its ring ends.
 #[derive(Debug)]
 pub(crate) struct Core {
-    tx: Option<(usize, Mutex<TxState>)>,
-    rx: Option<(usize, Mutex<RxState>)>,
+    tx: Option<(usize, Mutex<Producer>)>,
+    rx: Option<(usize, Mutex<Consumer>)>,
     busy: AtomicBool,
     /// When `poll()` last swept the peer's dead holders (monotonic ns).
     last_sweep: AtomicU64,
@@ -135,18 +123,23 @@ pub(crate) struct Core {
 impl Core {
     /// A handle of end `end` of `pipe` (sending and/or receiving as the pipe allows).
     pub(crate) fn new(pipe: Arc<PipeShm>, end: usize, busy: bool) -> Result<Self> {
-        let gen = registry::fork_gen();
         let tx = match pipe.send_ring(end) {
             Some(r) => {
-                let prod = Producer::attach_shared(pipe.segment(), pipe.region(r)?)?;
-                Some((r, Mutex::new(TxState { prod, gen })))
+                // SAFETY: the producer side of ring `r` is only ever used by the
+                // senders of `end` (this one and every other handle of the end, in
+                // any process), each one holding the end's robust `send_lock` for
+                // the whole message (`send_bytes`), which is the ring's only lock.
+                let prod = unsafe { Producer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
+                Some((r, Mutex::new(prod)))
             }
             None => None,
         };
         let rx = match pipe.recv_ring(end) {
             Some(r) => {
-                let cons = Consumer::attach_shared(pipe.segment(), pipe.region(r)?)?;
-                Some((r, Mutex::new(RxState { cons, gen })))
+                // SAFETY: as above, with the receivers of `end` and its `recv_lock`
+                // (`recv_sink`).
+                let cons = unsafe { Consumer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
+                Some((r, Mutex::new(cons)))
             }
             None => None,
         };
@@ -217,11 +210,9 @@ impl Core {
         if !pipe.end_open(peer) {
             return Err(Error::Closed);
         }
-        let mut st = guard(st);
-        if st.gen != registry::fork_gen() {
-            st.prod = st.prod.new_shared()?;
-            st.gen = registry::fork_gen();
-        }
+        // A forked child uses the copied ring end as is: a serialized end names no
+        // process, and re-reads its index from shared memory under the lock.
+        let mut prod = guard(st);
         let _lock = MsgLock::take(&pipe.end(self.reg.end).send_lock);
         let mut hooks = TxHooks {
             pipe,
@@ -229,7 +220,7 @@ impl Core {
             peer,
             busy: self.busy_poll(),
         };
-        frame::send_message(&mut st.prod, msg, &mut hooks)
+        frame::send_message(&mut prod, msg, &mut hooks)
     }
 
     pub(crate) fn recv_sink(
@@ -245,11 +236,8 @@ impl Core {
         };
         self.reg.touch()?;
         let pipe = self.pipe();
-        let mut st = guard(st);
-        if st.gen != registry::fork_gen() {
-            st.cons = st.cons.new_shared()?;
-            st.gen = registry::fork_gen();
-        }
+        // As in `send_bytes`.
+        let mut cons = guard(st);
         let _lock = MsgLock::take(&pipe.end(self.reg.end).recv_lock);
         let mut hooks = RxHooks {
             pipe,
@@ -258,7 +246,7 @@ impl Core {
             busy: self.busy_poll(),
             deadline,
         };
-        frame::recv_message(&mut st.cons, max, sink, &mut hooks)
+        frame::recv_message(&mut cons, max, sink, &mut hooks)
     }
 
     /// The receiving ring and its hooks, for `poll` and `wait`.

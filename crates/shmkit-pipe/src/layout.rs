@@ -1,12 +1,13 @@
-//! The shared layout of a pipe segment (kind `PIPE`, layout version 1).
+//! The shared layout of a pipe segment (kind `PIPE`, layout version 2).
 //!
 //! ```text
 //! data offset  size   what
 //! 0            128    Meta: magic "PIPE", version, flags (bit 0 duplex), ring capacity
-//! 128          1152   EndCtl of end 0   (open count, recv lock, send lock, 64 holder slots)
-//! 1280         1152   EndCtl of end 1
-//! 2432         512    Waits: data[0], data[1], space[0], space[1]  (one EventCount per line)
-//! 2944         ...    ring 0 (received by end 0), then ring 1 if duplex (received by end 1),
+//! 128          1408   EndCtl of end 0   (open count, recv lock, send lock: one line each;
+//!                                        then 64 holder slots)
+//! 1536         1408   EndCtl of end 1
+//! 2944         512    Waits: data[0], data[1], space[0], space[1]  (one EventCount per line)
+//! 3456         ...    ring 0 (received by end 0), then ring 1 if duplex (received by end 1),
 //!                     each a shmkit-ring byte ring (384-byte header + capacity bytes)
 //! ```
 //! Everything is atomics; nothing points anywhere; zeroed memory is "no holder".
@@ -18,8 +19,9 @@ use shmkit_sync::RawMutex;
 
 /// Segment kind of a pipe.
 pub const KIND: Kind = Kind::from_tag(*b"PIPE");
-/// Layout version of [`Control`] (bump on any change).
-pub const KIND_VERSION: u32 = 1;
+/// Layout version of [`Control`] (bump on any change). 2: `open`, `recv_lock` and
+/// `send_lock` each on a line of their own.
+pub const KIND_VERSION: u32 = 2;
 /// `"PIPE"` little-endian, the first word of [`Meta`].
 pub const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 /// Most processes that may hold one end at once.
@@ -57,23 +59,33 @@ pub struct Slot {
 }
 assert_layout!(Slot, size = 16, align = 8, owner @ 0, count @ 8);
 
-/// Per-end state.
+/// Per-end state. `open` (read by the peer on every message, written only when the
+/// holders change), `recv_lock` and `send_lock` (written by this end's users on
+/// every message) each have a line of their own, so that no message touches a line
+/// another process writes on every message.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EndCtl {
     /// Claimed slots. 0 = the end is closed for good.
     pub open: AtomicU64,
-    /// Serialises receivers of this end (whole messages).
+    /// Reserved, 0.
+    pub reserved0: [AtomicU64; 15],
+    /// Serialises receivers of this end (whole messages); also the only lock of the
+    /// ring this end receives from (its consumer side is attached serialized).
     pub recv_lock: RawMutex,
-    /// Serialises senders of this end (whole messages).
+    /// Reserved, 0.
+    pub reserved1: [AtomicU64; 14],
+    /// Serialises senders of this end (whole messages); also the only lock of the
+    /// ring this end sends into (its producer side is attached serialized).
     pub send_lock: RawMutex,
-    /// Reserved, 0 (keeps `slots` on its own lines).
-    pub reserved: [AtomicU64; 11],
+    /// Reserved, 0.
+    pub reserved2: [AtomicU64; 14],
     /// The holders.
     pub slots: [Slot; MAX_HOLDERS],
 }
-assert_layout!(EndCtl, size = 1152, align = 128,
-    open @ 0, recv_lock @ 8, send_lock @ 24, reserved @ 40, slots @ 128);
+assert_layout!(EndCtl, size = 1408, align = 128,
+    open @ 0, reserved0 @ 8, recv_lock @ 128, reserved1 @ 144, send_lock @ 256,
+    reserved2 @ 272, slots @ 384);
 
 /// One event count alone on a 128-byte line.
 #[derive(Debug, Default)]
@@ -97,7 +109,7 @@ pub struct Control {
     /// Senders into ring `i` wait here for room (or a closed peer).
     pub space: [WaitLine; 2],
 }
-assert_layout!(Control, size = 2944, align = 128, meta @ 0, ends @ 128, data @ 2432, space @ 2688);
+assert_layout!(Control, size = 3456, align = 128, meta @ 0, ends @ 128, data @ 2944, space @ 3200);
 
 // Each of these is a repr(C) struct of atomics, RawMutex and EventCount (themselves
 // Shared: atomics only): valid for every bit pattern, no pointers, no Drop, mutated
