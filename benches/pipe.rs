@@ -11,7 +11,9 @@
 //!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit.
 //!
 //! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
-//! ratios (median of 5 fixed-size runs per variant).
+//! ratios (median of 5 fixed-size runs per variant). On a busy machine,
+//! `PIPE_BENCH_RUNS=n` (more runs) and `PIPE_BENCH_STAT=min` (the fastest run instead
+//! of the median: the run least disturbed by other processes) help.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -460,7 +462,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    println!("\n== pipe summary (median of 5 runs; ratio = variant / first row)");
+    let runs_n: usize = std::env::var("PIPE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let use_min = std::env::var("PIPE_BENCH_STAT").is_ok_and(|v| v == "min");
+    let stat = if use_min { "min" } else { "median" };
+    println!("\n== pipe summary ({stat} of {runs_n} runs; ratio = variant / first row)");
     for (name, vs, n, bytes) in &groups {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
@@ -468,11 +477,11 @@ fn main() {
         println!("-- {name} ({n} iterations per run)");
         let mut first = None;
         for (vname, f) in vs {
-            let mut runs: Vec<f64> = (0..5)
+            let mut runs: Vec<f64> = (0..runs_n)
                 .map(|_| f(*n).as_nanos() as f64 / *n as f64)
                 .collect();
             runs.sort_by(|a, b| a.total_cmp(b));
-            let ns = runs[2];
+            let ns = if use_min { runs[0] } else { runs[runs_n / 2] };
             let base = *first.get_or_insert(ns);
             let extra = match bytes {
                 Some(b) => format!("  {:.2} GB/s", *b as f64 / ns),
