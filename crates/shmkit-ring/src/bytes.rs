@@ -682,8 +682,8 @@ impl Consumer {
     /// [`Error::Empty`]; [`Error::Corrupt`].
     pub fn try_pop_vec(&mut self) -> Result<(Vec<u8>, u16)> {
         let r = self.peek()?;
-        let mut v = vec![0u8; r.len];
-        r.read_at(0, &mut v);
+        let mut v = Vec::with_capacity(r.len);
+        r.append_to(0, r.len, &mut v);
         let flags = r.flags;
         r.release();
         Ok((v, flags))
@@ -743,6 +743,35 @@ impl ReadRecord<'_> {
         // SAFETY: inside a validated, published record the producer leaves alone
         // until we release it.
         unsafe { self.c.e.mem.read(0, self.off + at, dst) };
+    }
+
+    /// Appends payload bytes `at..at + n` to `v`, copying them straight into its
+    /// spare capacity (no zero-filling first). Grows `v` like `Vec::reserve` when
+    /// it has less than `n` spare bytes.
+    ///
+    /// # Panics
+    /// If `at + n` exceeds the payload.
+    pub fn append_to(&self, at: usize, n: usize, v: &mut Vec<u8>) {
+        assert!(at <= self.len && n <= self.len - at, "read past the record");
+        v.reserve(n);
+        #[cfg(not(shmkit_loom))]
+        {
+            let src = self.c.e.mem.ptr(0, self.off + at, n);
+            let len = v.len();
+            // SAFETY: `src..src + n` lies inside a validated, published record the
+            // producer leaves alone until we release it (`ptr` checked the bounds);
+            // `v` has at least `n` spare bytes (reserved above), local memory that
+            // cannot overlap the mapping.
+            unsafe { std::ptr::copy_nonoverlapping(src, v.as_mut_ptr().add(len), n) };
+            // SAFETY: the `n` bytes after `len` were just initialised.
+            unsafe { v.set_len(len + n) };
+        }
+        #[cfg(shmkit_loom)]
+        {
+            let len = v.len();
+            v.resize(len + n, 0);
+            self.read_at(at, &mut v[len..]);
+        }
     }
 
     /// The payload's first byte (8-byte aligned; `len` bytes), for reading in place.
