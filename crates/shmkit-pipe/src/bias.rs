@@ -116,7 +116,11 @@ impl Drop for Access<'_> {
 /// # Errors
 /// [`Error::Config`] if the bias must be revoked and the kernel has no membarrier
 /// (cannot happen: the holder registered for it on the same kernel).
-pub(crate) fn enter<'a>(side: &'a Side, next_id: &AtomicU64, ident: &mut Ident) -> Result<Access<'a>> {
+pub(crate) fn enter<'a>(
+    side: &'a Side,
+    next_id: &AtomicU64,
+    ident: &mut Ident,
+) -> Result<Access<'a>> {
     let me = ident.get(next_id);
     // Relaxed: a hint; re-checked after `busy` is published below.
     if side.bias.load(Ordering::Relaxed) == me {

@@ -284,7 +284,10 @@ macro_rules! attach_fns {
                 seg: &shmkit_segment::Segment,
                 region: shmkit_segment::layout::ByteRegion,
             ) -> Result<Self> {
-                Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, Mode::Exclusive)
+                Self::from_mem(
+                    Mem::attach_segment(seg, region, RingKind::Bytes)?,
+                    Mode::Exclusive,
+                )
             }
 
             /// Attaches as one of many handles sharing this end (locked per operation).
@@ -395,7 +398,14 @@ impl Producer {
     pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(mem, if shared { Mode::Shared } else { Mode::Exclusive })
+        Self::from_mem(
+            mem,
+            if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+        )
     }
 }
 
@@ -404,7 +414,14 @@ impl Consumer {
     pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(mem, if shared { Mode::Shared } else { Mode::Exclusive })
+        Self::from_mem(
+            mem,
+            if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+        )
     }
 }
 
