@@ -43,10 +43,10 @@ const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 4;
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
 
 fn membarrier(cmd: libc::c_long) -> bool {
-    // SAFETY: membarrier takes two integers and touches no memory of ours.
-    // (Raw syscall: the segment shim has no membarrier wrapper yet.)
+    // Raw syscall: the segment shim has no membarrier wrapper yet.
     let flags: libc::c_long = 0;
     #[allow(clippy::disallowed_methods)]
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
     let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, flags) };
     r == 0
 }

@@ -775,11 +775,12 @@ impl ReadRecord<'_> {
         {
             let src = self.c.e.mem.ptr(0, self.off + at, n);
             let len = v.len();
+            let dst = v.spare_capacity_mut().as_mut_ptr().cast::<u8>();
             // SAFETY: `src..src + n` lies inside a validated, published record the
             // producer leaves alone until we release it (`ptr` checked the bounds);
-            // `v` has at least `n` spare bytes (reserved above), local memory that
+            // `dst` has at least `n` spare bytes (reserved above), local memory that
             // cannot overlap the mapping.
-            unsafe { std::ptr::copy_nonoverlapping(src, v.as_mut_ptr().add(len), n) };
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
             // SAFETY: the `n` bytes after `len` were just initialised.
             unsafe { v.set_len(len + n) };
         }
