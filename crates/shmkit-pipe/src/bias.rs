@@ -19,7 +19,9 @@
 //! owner's `busy = 1` before its load of `bias` whenever it matters, so either the
 //! owner sees `REVOKED` (and locks), or the revoker sees `busy == 1` and waits for
 //! that message to end. A revoked side stays locked for good (no ping-pong of
-//! revocations). A forked child's copy of a handle gets a new id before its first
+//! revocations). A locker that inherits the lock from a dead owner (`OwnerDied`)
+//! while the side is revoked revokes again (membarrier and wait), since the dead
+//! revoker may have died before its barrier or its wait. A forked child's copy of a handle gets a new id before its first
 //! use, so it never shares the parent's bias. Without membarrier support nobody
 //! biases and every message locks.
 //!
@@ -32,7 +34,7 @@ use crate::registry;
 use crate::shm::{holder_alive, pack};
 use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
 use shmkit_segment::shim::pid;
-use shmkit_sync::RawMutex;
+use shmkit_sync::{Acquired, RawMutex};
 use std::time::Duration;
 
 const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
@@ -136,9 +138,9 @@ pub(crate) fn enter<'a>(
         // Release: as in `Access::drop`.
         side.busy.store(0, Ordering::Release);
     }
-    // OwnerDied is fine: the framing protocol copes with a message cut short
-    // (receivers drop orphan fragments; a new FIRST discards a partial message).
-    let _ = side.lock.lock();
+    // OwnerDied is fine for the data: the framing protocol copes with a message cut
+    // short (receivers drop orphan fragments; a new FIRST discards a partial one).
+    let acquired = side.lock.lock();
     let locked = Access::Locked(&side.lock);
     // Acquire: pairs with the Release store of the bias by its holder (under the
     // lock, so the lock already orders it; Acquire keeps it obvious).
@@ -151,18 +153,24 @@ pub(crate) fn enter<'a>(
             // Release: pairs with the Acquire load above by later lockers.
             side.bias.store(me, Ordering::Release);
         }
-    } else if b != BIAS_REVOKED && b != me {
-        revoke(side)?;
+    } else if b != me && (b != BIAS_REVOKED || acquired == Acquired::OwnerDied) {
+        // A live bias; or a revoker died holding the lock, maybe before its
+        // membarrier or its wait for the holder: do both again.
+        revoke(side, b)?;
     }
     Ok(locked)
 }
 
-/// Under the lock: takes the bias away from its holder for good and waits until it
-/// is outside any message.
-fn revoke(side: &Side) -> Result<()> {
+/// Under the lock: takes the bias (now `was`) away from its holder for good and
+/// waits until it is outside any message.
+fn revoke(side: &Side, was: u64) -> Result<()> {
     // Relaxed: the membarrier below orders it before every holder's next load.
     side.bias.store(BIAS_REVOKED, Ordering::Relaxed);
     if !membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) && !membarrier(MEMBARRIER_CMD_GLOBAL) {
+        // Without the barrier the holder may not see the revocation in time: give
+        // the bias back (it keeps working), and fail this message.
+        // Relaxed: under the lock, as the store above.
+        side.bias.store(was, Ordering::Relaxed);
         return Err(Error::Config {
             what: "membarrier failed while revoking a pipe bias",
         });
