@@ -247,3 +247,31 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
     assert_eq!(b1 + b2, sent);
     join_ok(&child);
 }
+
+/// The sending side's bias holder (a child, the first to send) is SIGKILLed in the
+/// middle of a message, inside its lock-free fast path: another sender takes the
+/// side over (the dead holder's `busy` flag does not block it) and its message
+/// arrives whole, the torn one never.
+#[test]
+fn a_bias_holder_killed_mid_message_is_taken_over() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let tx2 = tx.clone();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let mut p = Process::new(move || {
+        tx.send_bytes(b"whole").unwrap();
+        ack_tx.send(&()).unwrap();
+        // Far bigger than the ring: blocks after a few fragments.
+        tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
+    });
+    p.start().unwrap();
+    ack_rx.recv::<()>().unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
+    assert!(rx.poll_timeout(Some(LONG)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    let sender = std::thread::spawn(move || tx2.send_bytes(&[2u8; 10_000]));
+    let m = rx.recv_bytes().unwrap();
+    assert_eq!(m, vec![2u8; 10_000]);
+    sender.join().unwrap().unwrap();
+}
