@@ -8,10 +8,14 @@
 //!   blocking mode; compared by overhead = round trip - 400 µs of work;
 //! * one-way throughput of 64 KiB messages: a minimal shared-memory ring (busy
 //!   spinning, fixed 64 KiB slots, one copy in and one out), `pipe(2)`, a socket
-//!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit.
+//!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit,
+//!   beside the minimal ring copying 64 KiB slots out of and into 16 MiB buffers
+//!   (the same cache footprint as a 16 MiB message).
 //!
 //! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
-//! ratios (median of 5 fixed-size runs per variant).
+//! ratios (median of 5 fixed-size runs per variant). On a busy machine,
+//! `PIPE_BENCH_RUNS=n` (more runs) and `PIPE_BENCH_STAT=min` (the fastest run instead
+//! of the median: the run least disturbed by other processes) help.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -268,34 +272,48 @@ fn tp_fd(socket: bool, size: usize, iters: u64) -> Duration {
 // ---- a minimal shared-memory ring: fixed 64 KiB slots, busy spinning --------------
 
 fn tp_min_ring(size: usize, iters: u64) -> Duration {
+    tp_min_ring_buf(size, size, iters)
+}
+
+/// The minimal ring copying `size`-byte slots out of / into local buffers of
+/// `buf_len` bytes (slot `i` at `i * size % buf_len`): with `buf_len` = 16 MiB it
+/// streams 16 MiB messages the way shmkit does (source and destination far beyond
+/// the L2), so it shows what the cache costs any copying pipe.
+fn tp_min_ring_buf(size: usize, buf_len: usize, iters: u64) -> Duration {
     let shm = Shm::new();
+    let chunks = (buf_len / size) as u64;
     let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
     let data = shm.data();
     let slots = (RING / size) as u64;
     pair(
         &shm,
         || {
-            let mut buf = vec![0u8; size];
+            let mut buf = vec![0u8; buf_len];
             for i in 0..iters {
                 spin_wait(|| tail.load(Ordering::Acquire) != i);
                 let off = (i % slots) as usize * size;
                 // SAFETY: `off + size <= RING`: inside the data area.
                 let src = unsafe { data.add(off) };
+                let at = (i % chunks) as usize * size;
+                let dst = buf[at..at + size].as_mut_ptr();
                 // SAFETY: slot `off..off+size` is published (tail > i); the producer
-                // does not reuse it until `head` passes it; `buf` is local.
-                unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), size) };
+                // does not reuse it until `head` passes it; `dst` is local, `size`
+                // bytes long.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
                 head.store(i + 1, Ordering::Release);
             }
         },
         || {
-            let buf = vec![1u8; size];
+            let buf = vec![1u8; buf_len];
             for i in 0..iters {
                 spin_wait(|| i - head.load(Ordering::Acquire) < slots);
                 let off = (i % slots) as usize * size;
                 // SAFETY: `off + size <= RING`: inside the data area.
                 let dst = unsafe { data.add(off) };
-                // SAFETY: the slot is free (consumed: head > i - slots); `buf` is local.
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, size) };
+                let at = (i % chunks) as usize * size;
+                // SAFETY: the slot is free (consumed: head > i - slots); the source
+                // is `size` local bytes.
+                unsafe { std::ptr::copy_nonoverlapping(buf[at..].as_ptr(), dst, size) };
                 tail.store(i + 1, Ordering::Release);
             }
             spin_wait(|| head.load(Ordering::Acquire) == iters);
@@ -433,6 +451,10 @@ fn main() {
                     "minimal shm ring (64 KiB slots)",
                     Box::new(move |n| tp_min_ring(k64, n * 256)),
                 ),
+                (
+                    "minimal ring, 16 MiB src/dst buffers",
+                    Box::new(move |n| tp_min_ring_buf(k64, m16, n * 256)),
+                ),
             ],
             16,
             Some(m16),
@@ -460,7 +482,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    println!("\n== pipe summary (median of 5 runs; ratio = variant / first row)");
+    let runs_n: usize = std::env::var("PIPE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let use_min = std::env::var("PIPE_BENCH_STAT").is_ok_and(|v| v == "min");
+    let stat = if use_min { "min" } else { "median" };
+    println!("\n== pipe summary ({stat} of {runs_n} runs; ratio = variant / first row)");
     for (name, vs, n, bytes) in &groups {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
@@ -468,11 +497,11 @@ fn main() {
         println!("-- {name} ({n} iterations per run)");
         let mut first = None;
         for (vname, f) in vs {
-            let mut runs: Vec<f64> = (0..5)
+            let mut runs: Vec<f64> = (0..runs_n)
                 .map(|_| f(*n).as_nanos() as f64 / *n as f64)
                 .collect();
             runs.sort_by(|a, b| a.total_cmp(b));
-            let ns = runs[2];
+            let ns = if use_min { runs[0] } else { runs[runs_n / 2] };
             let base = *first.get_or_insert(ns);
             let extra = match bytes {
                 Some(b) => format!("  {:.2} GB/s", *b as f64 / ns),

@@ -2,6 +2,7 @@
 //! [`crate::Sender`]) is made of — a registration as a holder of one end, and the
 //! ring ends it sends into and receives from.
 
+use crate::bias::{self, Ident};
 use crate::error::{Error, Result};
 use crate::frame::{self, Sink};
 use crate::hooks::{RxHooks, TxHooks};
@@ -12,7 +13,6 @@ use shmkit_ring::bytes::{Consumer, Producer};
 use shmkit_segment::shim::atomic::{AtomicBool, AtomicU64, Ordering};
 use shmkit_segment::shim::time::Deadline;
 use shmkit_segment::Token;
-use shmkit_sync::RawMutex;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A serialisable reference to one end of a pipe: rebuild the handle in another
@@ -86,36 +86,6 @@ impl Drop for Reg {
     }
 }
 
-#[derive(Debug)]
-struct TxState {
-    prod: Producer,
-    gen: u64,
-}
-
-#[derive(Debug)]
-struct RxState {
-    cons: Consumer,
-    gen: u64,
-}
-
-/// A robust message lock held for one whole message.
-struct MsgLock<'a>(&'a RawMutex);
-
-impl<'a> MsgLock<'a> {
-    fn take(m: &'a RawMutex) -> Self {
-        // OwnerDied is fine: the framing protocol copes with a message cut short
-        // (receivers drop orphan fragments; a new FIRST discards a partial message).
-        let _ = m.lock();
-        MsgLock(m)
-    }
-}
-
-impl Drop for MsgLock<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -123,8 +93,8 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One handle: a holder registration plus its ring ends.
 #[derive(Debug)]
 pub(crate) struct Core {
-    tx: Option<(usize, Mutex<TxState>)>,
-    rx: Option<(usize, Mutex<RxState>)>,
+    tx: Option<(usize, Mutex<(Producer, Ident)>)>,
+    rx: Option<(usize, Mutex<(Consumer, Ident)>)>,
     busy: AtomicBool,
     /// When `poll()` last swept the peer's dead holders (monotonic ns).
     last_sweep: AtomicU64,
@@ -135,18 +105,23 @@ pub(crate) struct Core {
 impl Core {
     /// A handle of end `end` of `pipe` (sending and/or receiving as the pipe allows).
     pub(crate) fn new(pipe: Arc<PipeShm>, end: usize, busy: bool) -> Result<Self> {
-        let gen = registry::fork_gen();
         let tx = match pipe.send_ring(end) {
             Some(r) => {
-                let prod = Producer::attach_shared(pipe.segment(), pipe.region(r)?)?;
-                Some((r, Mutex::new(TxState { prod, gen })))
+                // SAFETY: the producer side of ring `r` is only ever used by the
+                // senders of `end` (this one and every other handle of the end, in
+                // any process), each one for a whole message inside
+                // `bias::enter(send side)` (`send_bytes`), which excludes all others.
+                let prod = unsafe { Producer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
+                Some((r, Mutex::new((prod, Ident::default()))))
             }
             None => None,
         };
         let rx = match pipe.recv_ring(end) {
             Some(r) => {
-                let cons = Consumer::attach_shared(pipe.segment(), pipe.region(r)?)?;
-                Some((r, Mutex::new(RxState { cons, gen })))
+                // SAFETY: as above, with the receivers of `end` and its receiving
+                // side (`recv_sink`).
+                let cons = unsafe { Consumer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
+                Some((r, Mutex::new((cons, Ident::default()))))
             }
             None => None,
         };
@@ -217,19 +192,19 @@ impl Core {
         if !pipe.end_open(peer) {
             return Err(Error::Closed);
         }
-        let mut st = guard(st);
-        if st.gen != registry::fork_gen() {
-            st.prod = st.prod.new_shared()?;
-            st.gen = registry::fork_gen();
-        }
-        let _lock = MsgLock::take(&pipe.end(self.reg.end).send_lock);
+        // A forked child uses the copied ring end as is: a serialized end names no
+        // process, and re-reads its index from shared memory under the lock.
+        let mut g = guard(st);
+        let (prod, ident) = &mut *g;
+        let ctl = pipe.end(self.reg.end);
+        let _access = bias::enter(&ctl.send, &ctl.next_id, ident)?;
         let mut hooks = TxHooks {
             pipe,
             ring: *ring,
             peer,
             busy: self.busy_poll(),
         };
-        frame::send_message(&mut st.prod, msg, &mut hooks)
+        frame::send_message(prod, msg, &mut hooks)
     }
 
     pub(crate) fn recv_sink(
@@ -245,12 +220,11 @@ impl Core {
         };
         self.reg.touch()?;
         let pipe = self.pipe();
-        let mut st = guard(st);
-        if st.gen != registry::fork_gen() {
-            st.cons = st.cons.new_shared()?;
-            st.gen = registry::fork_gen();
-        }
-        let _lock = MsgLock::take(&pipe.end(self.reg.end).recv_lock);
+        // As in `send_bytes`.
+        let mut g = guard(st);
+        let (cons, ident) = &mut *g;
+        let ctl = pipe.end(self.reg.end);
+        let _access = bias::enter(&ctl.recv, &ctl.next_id, ident)?;
         let mut hooks = RxHooks {
             pipe,
             ring: *ring,
@@ -258,7 +232,7 @@ impl Core {
             busy: self.busy_poll(),
             deadline,
         };
-        frame::recv_message(&mut st.cons, max, sink, &mut hooks)
+        frame::recv_message(cons, max, sink, &mut hooks)
     }
 
     /// The receiving ring and its hooks, for `poll` and `wait`.

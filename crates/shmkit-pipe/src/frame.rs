@@ -169,7 +169,7 @@ impl Sink<'_> {
     }
 
     /// Appends `n` payload bytes of `rec` (from payload offset `from`) at `at`.
-    fn write(&mut self, at: usize, rec: &ReadRecord<'_>, from: usize, n: usize) {
+    fn write(&mut self, at: usize, total: usize, rec: &ReadRecord<'_>, from: usize, n: usize) {
         let v = match self {
             Sink::Vec(v) => v,
             Sink::Buf {
@@ -181,8 +181,14 @@ impl Sink<'_> {
             }
         };
         debug_assert_eq!(v.len(), at);
-        v.resize(at + n, 0);
-        rec.read_at(from, &mut v[at..]);
+        if v.capacity() - at < n {
+            // Beyond what `start` reserved (it trusts the declared total only so
+            // far): grow geometrically, but never past the declared total, so a
+            // message that arrives whole ends in one exactly sized buffer.
+            let want = at.max(n).min(total.saturating_sub(at)).max(n);
+            let _ = v.try_reserve_exact(want);
+        }
+        rec.append_to(from, n, v);
     }
 }
 
@@ -273,7 +279,7 @@ fn step(
             *got = None;
             return Some(Err(e));
         }
-        sink.write(0, &rec, skip, n);
+        sink.write(0, total, &rec, skip, n);
         rec.release();
         hooks.released();
         if kind == WHOLE {
@@ -293,7 +299,7 @@ fn step(
         *got = None;
         return fail(rec, hooks, "fragments do not add up to the declared length");
     }
-    sink.write(filled, &rec, 0, n);
+    sink.write(filled, total, &rec, 0, n);
     rec.release();
     hooks.released();
     if kind == LAST {

@@ -74,8 +74,9 @@ pub fn recv_input(data: &[u8]) -> Outcome {
             dst.store(*src, Ordering::Relaxed);
         }
     }
-    // Shared mode, as pipes use it: indices are re-read (and checked) on every call.
-    let mut cons = match Consumer::attach_shared(&seg, region) {
+    // Serialized mode, as pipes use it: indices are loaded (and checked) on first use.
+    // SAFETY: this is the only handle of the ring, used by this thread only.
+    let mut cons = match unsafe { Consumer::attach_serialized(&seg, region) } {
         Ok(c) => c,
         Err(e) => {
             out.end = format!("attach: {e}");

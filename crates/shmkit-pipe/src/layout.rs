@@ -1,12 +1,13 @@
-//! The shared layout of a pipe segment (kind `PIPE`, layout version 1).
+//! The shared layout of a pipe segment (kind `PIPE`, layout version 2).
 //!
 //! ```text
 //! data offset  size   what
 //! 0            128    Meta: magic "PIPE", version, flags (bit 0 duplex), ring capacity
-//! 128          1152   EndCtl of end 0   (open count, recv lock, send lock, 64 holder slots)
-//! 1280         1152   EndCtl of end 1
-//! 2432         512    Waits: data[0], data[1], space[0], space[1]  (one EventCount per line)
-//! 2944         ...    ring 0 (received by end 0), then ring 1 if duplex (received by end 1),
+//! 128          1408   EndCtl of end 0   (open count and id counter, recv side, send side:
+//!                                        one line each; then 64 holder slots)
+//! 1536         1408   EndCtl of end 1
+//! 2944         512    Waits: data[0], data[1], space[0], space[1]  (one EventCount per line)
+//! 3456         ...    ring 0 (received by end 0), then ring 1 if duplex (received by end 1),
 //!                     each a shmkit-ring byte ring (384-byte header + capacity bytes)
 //! ```
 //! Everything is atomics; nothing points anywhere; zeroed memory is "no holder".
@@ -18,8 +19,9 @@ use shmkit_sync::RawMutex;
 
 /// Segment kind of a pipe.
 pub const KIND: Kind = Kind::from_tag(*b"PIPE");
-/// Layout version of [`Control`] (bump on any change).
-pub const KIND_VERSION: u32 = 1;
+/// Layout version of [`Control`] (bump on any change). 2: `open`, the receiving and
+/// the sending [`Side`] each on a line of their own; sides carry a bias.
+pub const KIND_VERSION: u32 = 2;
 /// `"PIPE"` little-endian, the first word of [`Meta`].
 pub const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 /// Most processes that may hold one end at once.
@@ -57,23 +59,52 @@ pub struct Slot {
 }
 assert_layout!(Slot, size = 16, align = 8, owner @ 0, count @ 8);
 
-/// Per-end state.
+/// `Side::bias` of a side that more than one handle used: locked for good.
+pub const BIAS_REVOKED: u64 = u64::MAX;
+
+/// One side (sending or receiving) of an end: the message lock that serialises its
+/// handles, and the bias that lets one handle skip it (see `crate::core`).
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct Side {
+    /// Robust message lock, held for one whole message by a handle without the bias;
+    /// the only lock of the ring side it uses (attached serialized).
+    pub lock: RawMutex,
+    /// 0 = never biased; a handle id = that handle may skip `lock` while it stays
+    /// there; [`BIAS_REVOKED`] = every handle locks.
+    pub bias: AtomicU64,
+    /// Packed process id (pid, start time) of the bias holder, for liveness checks.
+    pub bias_pid: AtomicU64,
+    /// 1 while the bias holder is inside a message without the lock.
+    pub busy: AtomicU64,
+    /// Reserved, 0.
+    pub reserved: [AtomicU64; 11],
+}
+assert_layout!(Side, size = 128, align = 128,
+    lock @ 0, bias @ 16, bias_pid @ 24, busy @ 32, reserved @ 40);
+
+/// Per-end state. `open` (read by the peer on every message, written only when the
+/// holders change) and each side (written by this end's users on every message)
+/// have a line of their own, so that no message touches a line another process
+/// writes on every message.
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EndCtl {
     /// Claimed slots. 0 = the end is closed for good.
     pub open: AtomicU64,
-    /// Serialises receivers of this end (whole messages).
-    pub recv_lock: RawMutex,
-    /// Serialises senders of this end (whole messages).
-    pub send_lock: RawMutex,
-    /// Reserved, 0 (keeps `slots` on its own lines).
-    pub reserved: [AtomicU64; 11],
+    /// Last handle id given out for this end (ids start at 1).
+    pub next_id: AtomicU64,
+    /// Reserved, 0.
+    pub reserved0: [AtomicU64; 14],
+    /// Receivers of this end (and the consumer side of the ring it receives from).
+    pub recv: Side,
+    /// Senders of this end (and the producer side of the ring it sends into).
+    pub send: Side,
     /// The holders.
     pub slots: [Slot; MAX_HOLDERS],
 }
-assert_layout!(EndCtl, size = 1152, align = 128,
-    open @ 0, recv_lock @ 8, send_lock @ 24, reserved @ 40, slots @ 128);
+assert_layout!(EndCtl, size = 1408, align = 128,
+    open @ 0, next_id @ 8, reserved0 @ 16, recv @ 128, send @ 256, slots @ 384);
 
 /// One event count alone on a 128-byte line.
 #[derive(Debug, Default)]
@@ -97,7 +128,7 @@ pub struct Control {
     /// Senders into ring `i` wait here for room (or a closed peer).
     pub space: [WaitLine; 2],
 }
-assert_layout!(Control, size = 2944, align = 128, meta @ 0, ends @ 128, data @ 2432, space @ 2688);
+assert_layout!(Control, size = 3456, align = 128, meta @ 0, ends @ 128, data @ 2944, space @ 3200);
 
 // Each of these is a repr(C) struct of atomics, RawMutex and EventCount (themselves
 // Shared: atomics only): valid for every bit pattern, no pointers, no Drop, mutated
@@ -106,6 +137,8 @@ assert_layout!(Control, size = 2944, align = 128, meta @ 0, ends @ 128, data @ 2
 unsafe impl Shared for Meta {}
 // SAFETY: as above.
 unsafe impl Shared for Slot {}
+// SAFETY: as above.
+unsafe impl Shared for Side {}
 // SAFETY: as above.
 unsafe impl Shared for EndCtl {}
 // SAFETY: as above.

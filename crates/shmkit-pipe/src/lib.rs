@@ -34,6 +34,8 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(shmkit_loom))]
+mod bias;
 mod error;
 #[doc(hidden)]
 pub mod frame;

@@ -187,3 +187,91 @@ fn two_receiving_processes_never_see_torn_messages() {
     join_ok(&c2);
     assert!(matches!(report_rx.recv::<(u32, u64)>(), Err(Error::Eof)));
 }
+
+/// A receiving end biased to the parent (it received first, so it skips the message
+/// lock) stays tear-free once a forked child receives on it too, and two handles of
+/// the sending end in one process (a clone, used from two threads) take turns
+/// safely: each newcomer revokes the bias; nobody shares it.
+#[test]
+fn a_biased_end_is_shared_safely_after_fork_and_clone() {
+    let (rx, tx) = Pipe::builder().capacity(1024).one_way().unwrap();
+    let (report_rx, report_tx) = Pipe::one_way().unwrap();
+    tx.send_bytes(&[7u8; 7]).unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), vec![7u8; 7]);
+    let tx2 = tx.clone();
+    let receive = |rx: &Receiver| {
+        let (mut n, mut bytes) = (0u32, 0u64);
+        loop {
+            match rx.recv_bytes() {
+                Ok(m) => {
+                    let tag = (m.len() % 251) as u8;
+                    assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
+                    n += 1;
+                    bytes += m.len() as u64;
+                }
+                Err(Error::Eof) => return (n, bytes),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let (crx, ctx, creport) = (rx.clone(), tx.clone(), report_tx.clone());
+    let mut child = Process::new(move || {
+        ctx.close();
+        creport.send(&receive(&crx)).unwrap();
+    });
+    child.start().unwrap();
+    drop(report_tx);
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        let t2 = std::thread::spawn(move || {
+            let mut sent = 0u64;
+            for i in 0..300usize {
+                let len = (i * 1013) % 3000;
+                tx2.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+                sent += len as u64;
+            }
+            sent
+        });
+        for i in 0..300usize {
+            let len = (i * 997) % 3000;
+            tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+            sent += len as u64;
+        }
+        drop(tx);
+        sent + t2.join().unwrap()
+    });
+    let (n1, b1) = receive(&rx);
+    let sent = sender.join().unwrap();
+    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
+    assert_eq!(n1 + n2, 600);
+    assert_eq!(b1 + b2, sent);
+    join_ok(&child);
+}
+
+/// The sending side's bias holder (a child, the first to send) is SIGKILLed in the
+/// middle of a message, inside its lock-free fast path: another sender takes the
+/// side over (the dead holder's `busy` flag does not block it) and its message
+/// arrives whole, the torn one never.
+#[test]
+fn a_bias_holder_killed_mid_message_is_taken_over() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let tx2 = tx.clone();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let mut p = Process::new(move || {
+        tx.send_bytes(b"whole").unwrap();
+        ack_tx.send(&()).unwrap();
+        // Far bigger than the ring: blocks after a few fragments.
+        tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
+    });
+    p.start().unwrap();
+    ack_rx.recv::<()>().unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
+    assert!(rx.poll_timeout(Some(LONG)).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    let sender = std::thread::spawn(move || tx2.send_bytes(&[2u8; 10_000]));
+    let m = rx.recv_bytes().unwrap();
+    assert_eq!(m, vec![2u8; 10_000]);
+    sender.join().unwrap().unwrap();
+}

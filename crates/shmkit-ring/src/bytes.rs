@@ -18,8 +18,16 @@
 //! its lifetime: one producer, one consumer, no atomic read-modify-write per record.
 //! A *shared* end (`attach_shared`) lets any number of handles, in any processes, use
 //! that end: each operation takes the role word as a robust spin lock (owner id, taken
-//! over from a dead holder), re-reads the index, and releases it. Do not mix the
-//! two modes on one end.
+//! over from a dead holder), re-reads the index, and releases it. A *serialized* end
+//! (`attach_serialized`, unsafe) is shared too, but the caller serialises all of its
+//! handles with a lock of its own (a pipe's robust per-end message lock): each
+//! operation loads only its own index, which no other side writes, and keeps its
+//! cached value of the other side's index (a conservative bound, refreshed when the
+//! ring looks full or empty — as in exclusive mode) unless another handle moved its
+//! own index since, when it reloads and checks both. So a single user pays no atomic
+//! read-modify-write and no extra cache miss per record, and a handle that was
+//! forked, or that takes over from a dead one, picks up where the last left off. Do
+//! not mix modes on one end.
 //!
 //! **Fragments.** The flag bits [`FIRST`] and [`LAST`] let a layer above stream a
 //! message bigger than a record as several records; a whole message is `FIRST|LAST`.
@@ -86,8 +94,8 @@ pub fn new(cfg: &RingConfig) -> Result<(Producer, Consumer)> {
     cfg.expect_kind(RingKind::Bytes)?;
     let mem = Mem::new_heap(cfg);
     Ok((
-        Producer::from_mem(mem.clone(), false)?,
-        Consumer::from_mem(mem, false)?,
+        Producer::from_mem(mem.clone(), Mode::Exclusive)?,
+        Consumer::from_mem(mem, Mode::Exclusive)?,
     ))
 }
 
@@ -119,23 +127,38 @@ pub unsafe fn init_raw(ptr: NonNull<u8>, len: usize, cfg: &RingConfig) -> Result
     unsafe { Mem::init_raw(ptr, len, cfg) }
 }
 
+/// How an end is used (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One handle, role claimed in the header.
+    Exclusive,
+    /// Many handles; each operation takes the role word as a robust lock.
+    Shared,
+    /// Many handles, serialised by a lock of the caller's: each operation re-reads
+    /// our own index (a line only this side writes) and keeps the other side's.
+    Serialized,
+}
+
 /// State common to both ends.
 #[derive(Debug)]
 struct End {
     mem: Mem,
     cap: u64,
     mask: u64,
-    /// Our index (authoritative in exclusive mode; re-read under the lock if shared).
+    /// Our index (authoritative in exclusive mode; re-read per operation otherwise).
     mine: u64,
     /// Last value of the other side's index.
     theirs: u64,
-    shared: bool,
+    mode: Mode,
+    /// Serialized mode: `mine`/`theirs` were loaded (and checked) at least once.
+    synced: bool,
     me: OwnerId,
     liveness: Liveness,
 }
 
 impl End {
-    fn new(mem: Mem, shared: bool, producer: bool) -> Result<Self> {
+    fn new(mem: Mem, mode: Mode, producer: bool) -> Result<Self> {
+        let shared = mode != Mode::Exclusive;
         let me = OwnerId::current();
         let h = mem.header();
         let word = if producer {
@@ -153,7 +176,8 @@ impl End {
             mask: cap - 1,
             mine: 0,
             theirs: 0,
-            shared,
+            mode,
+            synced: false,
             me,
             liveness: Liveness::default(),
         };
@@ -188,26 +212,48 @@ impl End {
         Ok(())
     }
 
-    /// Shared mode: takes the end's lock and re-reads the indices.
+    /// Shared mode: takes the end's lock and re-reads the indices. Serialized mode:
+    /// re-reads our own index; only if another handle moved it since our last
+    /// operation (or on the first one) also the other side's.
+    #[inline]
     fn begin(&mut self, producer: bool) -> Result<()> {
-        if self.shared {
-            lock::lock(self.word(producer), self.me, &self.liveness);
-            if let Err(e) = self.load_both(producer) {
-                lock::unlock(self.word(producer), self.me);
-                return Err(e);
+        match self.mode {
+            Mode::Exclusive => Ok(()),
+            Mode::Shared => {
+                lock::lock(self.word(producer), self.me, &self.liveness);
+                if let Err(e) = self.load_both(producer) {
+                    lock::unlock(self.word(producer), self.me);
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Mode::Serialized => {
+                let h = self.mem.header();
+                let idx = if producer { &h.tail.0 } else { &h.head.0 };
+                // Acquire: pairs with the Release store of this index by the handle
+                // that last moved it (the caller's lock orders us after it anyway).
+                if !self.synced || idx.load(Ordering::Acquire) != self.mine {
+                    // Another handle moved our index: our cached view of the other
+                    // side may be older than it, so reload (and check) both. When
+                    // nobody did, both cached values are still valid bounds: ours
+                    // exact, theirs an older (conservative) value of a monotonic index.
+                    self.load_both(producer)?;
+                    self.synced = true;
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
+    #[inline]
     fn end(&self, producer: bool) {
-        if self.shared {
+        if self.mode == Mode::Shared {
             lock::unlock(self.word(producer), self.me);
         }
     }
 
     fn release_role(&self, producer: bool) {
-        if !self.shared {
+        if self.mode == Mode::Exclusive {
             role::release(self.word(producer), self.me);
         }
     }
@@ -238,7 +284,10 @@ macro_rules! attach_fns {
                 seg: &shmkit_segment::Segment,
                 region: shmkit_segment::layout::ByteRegion,
             ) -> Result<Self> {
-                Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, false)
+                Self::from_mem(
+                    Mem::attach_segment(seg, region, RingKind::Bytes)?,
+                    Mode::Exclusive,
+                )
             }
 
             /// Attaches as one of many handles sharing this end (locked per operation).
@@ -250,7 +299,36 @@ macro_rules! attach_fns {
                 seg: &shmkit_segment::Segment,
                 region: shmkit_segment::layout::ByteRegion,
             ) -> Result<Self> {
-                Self::from_mem(Mem::attach_segment(seg, region, RingKind::Bytes)?, true)
+                Self::from_mem(
+                    Mem::attach_segment(seg, region, RingKind::Bytes)?,
+                    Mode::Shared,
+                )
+            }
+
+            /// Attaches as one of many handles sharing this end, serialised by a lock
+            /// of the caller's instead of the ring's own: no atomic read-modify-write
+            /// and no line of the other side touched per record (see the module
+            /// docs). Also right after `fork`: the handle names no process.
+            ///
+            /// # Errors
+            /// [`Error::Incompatible`] if the region holds no byte ring.
+            ///
+            /// # Safety
+            /// Every handle of this end, in every process, must be a serialized one
+            /// and must hold one common lock (with Acquire/Release semantics, e.g. a
+            /// robust mutex in the same segment) from before it starts an operation
+            /// (`reserve`, `try_push*`, `peek`, `try_pop*`) until the
+            /// [`WriteRecord`] / [`ReadRecord`] is gone. Otherwise two handles could
+            /// write the same bytes concurrently.
+            #[cfg(not(shmkit_loom))]
+            pub unsafe fn attach_serialized(
+                seg: &shmkit_segment::Segment,
+                region: shmkit_segment::layout::ByteRegion,
+            ) -> Result<Self> {
+                Self::from_mem(
+                    Mem::attach_segment(seg, region, RingKind::Bytes)?,
+                    Mode::Serialized,
+                )
             }
 
             /// Another shared handle to the same end, on the same memory
@@ -259,7 +337,19 @@ macro_rules! attach_fns {
             /// # Errors
             /// None today; reserved.
             pub fn new_shared(&self) -> Result<Self> {
-                Self::from_mem(self.e.mem.clone(), true)
+                Self::from_mem(self.e.mem.clone(), Mode::Shared)
+            }
+
+            /// Another serialized handle to the same end, on the same memory (heap
+            /// rings too): see `attach_serialized`.
+            ///
+            /// # Errors
+            /// None today; reserved.
+            ///
+            /// # Safety
+            /// As `attach_serialized`.
+            pub unsafe fn new_serialized(&self) -> Result<Self> {
+                Self::from_mem(self.e.mem.clone(), Mode::Serialized)
             }
 
             /// Test hook: act as `me` and judge other lock holders with `liveness`.
@@ -308,7 +398,14 @@ impl Producer {
     pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(mem, shared)
+        Self::from_mem(
+            mem,
+            if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+        )
     }
 }
 
@@ -317,14 +414,21 @@ impl Consumer {
     pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(mem, shared)
+        Self::from_mem(
+            mem,
+            if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
+        )
     }
 }
 
 impl Producer {
-    fn from_mem(mem: Mem, shared: bool) -> Result<Self> {
+    fn from_mem(mem: Mem, mode: Mode) -> Result<Self> {
         Ok(Producer {
-            e: End::new(mem, shared, true)?,
+            e: End::new(mem, mode, true)?,
         })
     }
 
@@ -496,9 +600,9 @@ impl Drop for WriteRecord<'_> {
 }
 
 impl Consumer {
-    fn from_mem(mem: Mem, shared: bool) -> Result<Self> {
+    fn from_mem(mem: Mem, mode: Mode) -> Result<Self> {
         Ok(Consumer {
-            e: End::new(mem, shared, false)?,
+            e: End::new(mem, mode, false)?,
         })
     }
 
@@ -595,8 +699,8 @@ impl Consumer {
     /// [`Error::Empty`]; [`Error::Corrupt`].
     pub fn try_pop_vec(&mut self) -> Result<(Vec<u8>, u16)> {
         let r = self.peek()?;
-        let mut v = vec![0u8; r.len];
-        r.read_at(0, &mut v);
+        let mut v = Vec::with_capacity(r.len);
+        r.append_to(0, r.len, &mut v);
         let flags = r.flags;
         r.release();
         Ok((v, flags))
@@ -656,6 +760,36 @@ impl ReadRecord<'_> {
         // SAFETY: inside a validated, published record the producer leaves alone
         // until we release it.
         unsafe { self.c.e.mem.read(0, self.off + at, dst) };
+    }
+
+    /// Appends payload bytes `at..at + n` to `v`, copying them straight into its
+    /// spare capacity (no zero-filling first). Grows `v` like `Vec::reserve` when
+    /// it has less than `n` spare bytes.
+    ///
+    /// # Panics
+    /// If `at + n` exceeds the payload.
+    pub fn append_to(&self, at: usize, n: usize, v: &mut Vec<u8>) {
+        assert!(at <= self.len && n <= self.len - at, "read past the record");
+        v.reserve(n);
+        #[cfg(not(shmkit_loom))]
+        {
+            let src = self.c.e.mem.ptr(0, self.off + at, n);
+            let len = v.len();
+            let dst = v.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+            // SAFETY: `src..src + n` lies inside a validated, published record the
+            // producer leaves alone until we release it (`ptr` checked the bounds);
+            // `dst` has at least `n` spare bytes (reserved above), local memory that
+            // cannot overlap the mapping.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
+            // SAFETY: the `n` bytes after `len` were just initialised.
+            unsafe { v.set_len(len + n) };
+        }
+        #[cfg(shmkit_loom)]
+        {
+            let len = v.len();
+            v.resize(len + n, 0);
+            self.read_at(at, &mut v[len..]);
+        }
     }
 
     /// The payload's first byte (8-byte aligned; `len` bytes), for reading in place.

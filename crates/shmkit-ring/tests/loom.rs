@@ -343,3 +343,47 @@ fn bytes_shared_producers() {
         t.join().unwrap();
     });
 }
+
+/// Two serialized producer handles taking turns under a lock of the caller's (as a
+/// pipe's message lock), the second one's cached view of the consumer's index older
+/// than the first one's pushes, in a ring small enough to wrap: records arrive
+/// whole and in order.
+#[test]
+fn bytes_serialized_producers_under_a_lock() {
+    loom::model(|| {
+        let (tx, mut rx) = bytes::new(&RingConfig::bytes(32).unwrap()).unwrap();
+        // SAFETY: both handles push only while holding `lock`; the exclusive `tx`
+        // is dropped before either is used.
+        let a = unsafe { tx.new_serialized() }.unwrap();
+        // SAFETY: as above.
+        let b = unsafe { tx.new_serialized() }.unwrap();
+        drop(tx);
+        let lock = loom::sync::Arc::new(loom::sync::Mutex::new((a, b)));
+        let l2 = loom::sync::Arc::clone(&lock);
+        let t = thread::spawn(move || {
+            for m in [&b"abcdefgh"[..], b"x"] {
+                loop {
+                    let mut g = l2.lock().unwrap();
+                    if g.0.try_push(m).is_ok() {
+                        break;
+                    }
+                    drop(g);
+                    thread::yield_now();
+                }
+            }
+        });
+        assert_eq!(pop_bytes(&mut rx), b"abcdefgh");
+        loop {
+            let mut g = lock.lock().unwrap();
+            if g.1.try_push(b"12345678").is_ok() {
+                break;
+            }
+            drop(g);
+            thread::yield_now();
+        }
+        let mut got = vec![pop_bytes(&mut rx), pop_bytes(&mut rx)];
+        got.sort();
+        assert_eq!(got, [b"12345678".to_vec(), b"x".to_vec()]);
+        t.join().unwrap();
+    });
+}
