@@ -33,25 +33,12 @@ use crate::layout::{Side, BIAS_REVOKED};
 use crate::registry;
 use crate::shm::{holder_alive, pack};
 use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
-use shmkit_segment::shim::pid;
+use shmkit_segment::shim::{membarrier, pid};
 use shmkit_sync::{Acquired, RawMutex};
 use std::time::Duration;
 
-const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
-const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 2;
-const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 4;
-
 /// `fork_gen() + 1` of the last successful registration of this process (0 = none).
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
-
-fn membarrier(cmd: libc::c_long) -> bool {
-    // Raw syscall: the segment shim has no membarrier wrapper yet.
-    let flags: libc::c_long = 0;
-    #[allow(clippy::disallowed_methods)]
-    // SAFETY: membarrier takes two integers and touches no memory of ours.
-    let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, flags) };
-    r == 0
-}
 
 /// Registers this process for expedited global membarriers (once per fork
 /// generation); false if the kernel refuses.
@@ -61,7 +48,7 @@ fn register() -> bool {
     if REGISTERED.load(Ordering::Relaxed) == gen {
         return true;
     }
-    let ok = membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+    let ok = membarrier::register_global_expedited();
     if ok {
         REGISTERED.store(gen, Ordering::Relaxed);
     }
@@ -166,7 +153,7 @@ pub(crate) fn enter<'a>(
 fn revoke(side: &Side, was: u64) -> Result<()> {
     // Relaxed: the membarrier below orders it before every holder's next load.
     side.bias.store(BIAS_REVOKED, Ordering::Relaxed);
-    if !membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) && !membarrier(MEMBARRIER_CMD_GLOBAL) {
+    if !membarrier::global_expedited() {
         // Without the barrier the holder may not see the revocation in time: give
         // the bias back (it keeps working), and fail this message.
         // Relaxed: under the lock, as the store above.

@@ -10,12 +10,14 @@
 //! | `cell`   | `UnsafeCell` with loom's `with`/`with_mut` API | `loom::cell::UnsafeCell`                |
 //! | `futex`  | `FUTEX_WAIT_BITSET`/`FUTEX_WAKE`/`futex_waitv`, shared, absolute `CLOCK_MONOTONIC` | one loom mutex + condvar: a lost wake-up is a loom deadlock |
 //! | `time`   | `clock_gettime(CLOCK_MONOTONIC)`              | a frozen clock; finite waits time out at once |
+//! | `membarrier` | `membarrier(2)` global expedited barriers      | same (not modelled)                     |
 //! | `pid`    | `getpid`, `/proc/<pid>/stat` start times, pidfd | same (not modelled)                     |
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod atomic;
 pub mod cell;
 pub mod futex;
+pub mod membarrier;
 pub mod pid;
 pub mod time;
 
