@@ -117,7 +117,7 @@ pub(crate) fn enter<'a>(
         // revoker's membarrier makes this store visible before its load of `busy`
         // unless our load of `bias` below comes after its store of REVOKED.
         side.busy.store(1, Ordering::Relaxed);
-        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        shmkit_segment::shim::atomic::compiler_fence(Ordering::SeqCst);
         // Relaxed: see above; our own earlier accesses need no ordering (ours).
         if side.bias.load(Ordering::Relaxed) == me {
             return Ok(Access::Fast(&side.busy));

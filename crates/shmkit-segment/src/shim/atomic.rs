@@ -18,6 +18,18 @@ pub fn fence(order: Ordering) {
     std::sync::atomic::fence(order);
 }
 
+/// A compiler-only fence: orders this thread's accesses against the compiler, not
+/// the CPU (the light half of an asymmetric fence whose heavy half is
+/// [`crate::shim::membarrier::global_expedited`]). Under loom it is a full fence,
+/// since loom does not model membarrier.
+#[inline(always)]
+pub fn compiler_fence(order: Ordering) {
+    #[cfg(not(shmkit_loom))]
+    std::sync::atomic::compiler_fence(order);
+    #[cfg(shmkit_loom)]
+    fence(order);
+}
+
 #[cfg(not(shmkit_loom))]
 macro_rules! atomic_int {
     ($name:ident, $int:ty) => {
