@@ -385,6 +385,33 @@ mod tests {
     }
 
     #[test]
+    fn a_locker_that_slept_takes_the_lock_with_waiters() {
+        let m = Arc::new(RawMutex::new());
+        let _ = m.lock();
+        let m2 = Arc::clone(&m);
+        let h = std::thread::spawn(move || {
+            assert_eq!(m2.lock(), Acquired::Clean);
+            let tid = ident::current().tid;
+            // It slept, so another sleeper may be left: its unlock must wake.
+            assert_eq!(m2.state(), tid | WAITERS);
+            m2.unlock().expect("unlock");
+        });
+        // The locker announces itself once its spin budget (<= MAX_SPIN) is spent.
+        let t = Instant::now();
+        while m.state() & WAITERS == 0 {
+            assert!(t.elapsed() < Duration::from_secs(30), "never announced");
+            std::thread::yield_now();
+        }
+        m.unlock().expect("unlock");
+        h.join().expect("locker");
+        assert_eq!(m.state(), 0);
+        // A locker that never slept leaves the word as it found it.
+        let _ = m.lock();
+        assert_eq!(m.state(), ident::current().tid);
+        m.unlock().expect("unlock");
+    }
+
+    #[test]
     fn dead_unrecorded_owner_is_reaped() {
         let m = RawMutex::new();
         // A tid far above any pid_max: no such thread exists.
