@@ -16,13 +16,16 @@ const OWNER_DIED: u32 = 1 << 30;
 /// How long a sleeping locker waits before checking whether the owner still lives.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);
 
-/// A spinning locker reads the lock word once per this many spin-loop pauses
-/// (128 × ~11 ns ≈ 1.4 µs on the development VMs). Reading it on every pause (as
-/// it did first) took the cache line away from a holder that re-locks in a loop
-/// after each of its ~20 ns iterations, and a hand-over followed almost every read
-/// of a free word: two processes contending managed 0.53x the throughput of a
-/// robust pthread mutex, which never spins and whose waiters sleep.
-const POLL_EVERY: u32 = 128;
+/// A spinning locker reads the lock word at every spin-loop pause while its reads
+/// find the line in its own cache, and doubles the gap between reads (up to this
+/// many pauses, 64 × ~11 ns ≈ 0.7 µs on the development VMs) while each read has to
+/// fetch the line from the holder's core. Reading on every pause regardless (the
+/// first design) cost a holder that re-locks in a loop a cache miss on nearly every
+/// operation: two processes contending managed 0.53x the throughput of a robust
+/// pthread mutex (which never spins). A fixed 1.4 µs gap fixed that but made a waiter
+/// miss short holds by up to 1.4 µs (0.57x pthread with 200 ns holds 500 ns apart,
+/// against 1.0x before); gaps that only double made long holds end up to 0.7 µs late.
+const POLL_EVERY: u32 = 64;
 
 /// How a lock was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +56,10 @@ pub enum Acquired {
 ///
 /// Fast paths: `lock` is one CAS (plus two plain stores), `unlock` one CAS; neither
 /// makes a system call. A contended locker spins for the adaptive budget of
-/// [`futex::spin_until`], reading the word only about every 1.4 µs (test and
-/// test-and-set: it CASes only a free word, keeping the bits it finds), so a holder
-/// that re-locks in a loop keeps the cache line; then it sets WAITERS and sleeps
+/// [`futex::spin_until`] (test and test-and-set: it CASes only a free word, keeping
+/// the bits it finds), reading the word at every pause while that costs nothing and
+/// backing off to one read per ~0.7 µs while each read steals the line from a holder
+/// that keeps writing it (see `docs/sync.md`); then it sets WAITERS and sleeps
 /// on `word` in slices of [`LIVENESS_SLICE`]. A locker that has slept takes the word
 /// with WAITERS (a wake-up it consumed may have been the only one while others still
 /// sleep); one that has not keeps the bits it finds. After each slice that ends with the
@@ -161,18 +165,25 @@ impl RawMutex {
         let started = futex::now();
         let mut got = None;
         if !deadline.is_expired() {
-            // Test-and-test-and-set with sparse reads: `spin_until` calls us once per
-            // spin-loop pause; we read the word on the first call and then only every
-            // POLL_EVERY-th call, so a holder that re-locks in a loop keeps the line in
-            // its cache for many iterations between two of our reads.
-            let mut calls = 0u32;
+            // Test-and-test-and-set with backed-off reads: `spin_until` calls us once
+            // per spin-loop pause. A read that found the line in our cache (the holder
+            // has not written it since our last read) cost nobody anything: read again
+            // at the next pause. A read that had to fetch the line took it from a
+            // holder that keeps writing it (re-locking in a loop): double the gap, up
+            // to POLL_EVERY pauses, so that holder keeps the line for many iterations.
+            let (mut calls, mut next, mut gap) = (0u32, 0u32, 1u32);
             futex::spin_until(deadline, || {
                 calls = calls.wrapping_add(1);
-                if calls % POLL_EVERY != 1 {
+                if calls <= next {
                     return false;
                 }
-                // Relaxed: `take`'s CAS carries the Acquire.
-                let v = self.word.load(Ordering::Relaxed);
+                let (v, fetched) = load_timed(&self.word);
+                gap = if fetched {
+                    gap.saturating_mul(2).min(POLL_EVERY)
+                } else {
+                    1
+                };
+                next = calls.saturating_add(gap - 1);
                 if v & TID_MASK == 0 {
                     got = self.take(v, me, v & WAITERS);
                 }
@@ -330,6 +341,40 @@ impl RawMutex {
         self.owner_tid.store(0, Ordering::Relaxed);
         self.word.store(tid & TID_MASK, Ordering::Release);
     }
+}
+
+/// A read of the lock word costing more than this many TSC cycles fetched the line
+/// from another core (an L1 hit costs ~30 with the two time-stamp reads, a cross-core
+/// transfer several hundred).
+#[cfg(all(target_arch = "x86_64", not(shmkit_loom)))]
+const FETCH_CYCLES: u64 = 100;
+
+/// Loads `word` (Relaxed) and tells whether the load had to fetch the cache line
+/// from another core. Interrupts and preemption only make it say "fetched" (the
+/// safe answer: the spinner backs off).
+#[cfg(all(target_arch = "x86_64", not(shmkit_loom)))]
+#[inline]
+fn load_timed(word: &AtomicU32) -> (u32, bool) {
+    use std::arch::x86_64::{_mm_lfence, _rdtsc};
+    // SAFETY: RDTSC and LFENCE (SSE2) are part of baseline x86_64, have no operands
+    // or preconditions, and Linux lets user space run RDTSC.
+    let t0 = unsafe { _rdtsc() };
+    // Relaxed: the caller's CAS carries the ordering.
+    let v = word.load(Ordering::Relaxed);
+    // SAFETY: as above; LFENCE makes the second RDTSC wait for the load.
+    unsafe { _mm_lfence() };
+    // SAFETY: as above.
+    let t1 = unsafe { _rdtsc() };
+    (v, t1.wrapping_sub(t0) > FETCH_CYCLES)
+}
+
+/// Without a cycle counter (or under loom) every read counts as a fetch: plain
+/// exponential backoff.
+#[cfg(not(all(target_arch = "x86_64", not(shmkit_loom))))]
+#[inline]
+fn load_timed(word: &AtomicU32) -> (u32, bool) {
+    // Relaxed: the caller's CAS carries the ordering.
+    (word.load(Ordering::Relaxed), true)
 }
 
 #[cfg(all(test, not(shmkit_loom)))]
