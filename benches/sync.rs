@@ -3,8 +3,8 @@
 //! * uncontended lock+unlock: shmkit `RawMutex` vs a `pthread_mutex_t`
 //!   (PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST) in shared memory, and vs
 //!   raw_sync's `Mutex` (a process-shared, non-robust pthread mutex);
-//! * two processes contending (lock, increment, unlock): total ops/s, shmkit vs the
-//!   same robust pthread mutex;
+//! * two processes contending (lock, increment, unlock), pinned to CPUs 0 and 1:
+//!   total ops/s, shmkit vs the same robust pthread mutex;
 //! * semaphore release+acquire vs POSIX `sem_post`+`sem_wait` (pshared);
 //! * Event set -> waiter in another process wakes -> answers: round trip, vs a bare
 //!   futex ping-pong between two processes (wait/wake syscalls, no spinning); and the
@@ -121,14 +121,33 @@ fn pthread_lock_unlock(m: *mut libc::pthread_mutex_t) {
     unsafe { libc::pthread_mutex_unlock(m) };
 }
 
+/// Restricts the calling thread to CPU `cpu`; returns the previous mask.
+fn pin_to(cpu: usize) -> libc::cpu_set_t {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a writable cpu_set_t of `size` bytes.
+    unsafe { libc::sched_getaffinity(0, size, &mut old) };
+    // SAFETY: as above.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` < 2 is within the set's CPU_SETSIZE bits.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of `size` bytes; on failure the mask stays.
+    unsafe { libc::sched_setaffinity(0, size, &set) };
+    old
+}
+
 /// Runs `child(iters)` in a forked child and `parent(iters)` here, started together;
-/// returns the parent's elapsed time until both finished.
+/// returns the parent's elapsed time until both finished. With `cross_core` the
+/// parent runs on CPU 0 and the child on CPU 1 (the parent's mask is restored).
 fn two_processes(
     shm: &Shm,
     iters: u64,
+    cross_core: bool,
     child: impl Fn(&Shm, u64),
     parent: impl Fn(&Shm, u64),
 ) -> Duration {
+    let saved = cross_core.then(|| pin_to(0));
     shm.go().store(0, Ordering::SeqCst);
     shm.done().store(0, Ordering::SeqCst);
     // SAFETY: the bench is single-threaded at this point; the child only touches the
@@ -136,6 +155,9 @@ fn two_processes(
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
+        if cross_core {
+            pin_to(1);
+        }
         shm.go().fetch_add(1, Ordering::SeqCst);
         while shm.go().load(Ordering::SeqCst) != 2 {
             std::hint::spin_loop();
@@ -158,6 +180,10 @@ fn two_processes(
     let mut status = 0;
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
+    if let Some(old) = saved {
+        // SAFETY: `old` is the mask read by `pin_to`, a valid cpu_set_t.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    }
     e
 }
 
@@ -305,11 +331,11 @@ fn main() {
     let contended: Vec<Variant<'_>> = vec![
         (
             "shmkit RawMutex",
-            Box::new(|n| two_processes(&shm, n, contend_shmkit, contend_shmkit)),
+            Box::new(|n| two_processes(&shm, n, true, contend_shmkit, contend_shmkit)),
         ),
         (
             "pthread robust pshared",
-            Box::new(|n| two_processes(&shm, n, contend_pthread, contend_pthread)),
+            Box::new(|n| two_processes(&shm, n, true, contend_pthread, contend_pthread)),
         ),
     ];
     let semaphore: Vec<Variant<'_>> = vec![
@@ -339,21 +365,21 @@ fn main() {
     let roundtrip: Vec<Variant<'_>> = vec![
         (
             "shmkit Event round trip",
-            Box::new(|n| two_processes(&shm, n, event_child, event_parent)),
+            Box::new(|n| two_processes(&shm, n, false, event_child, event_parent)),
         ),
         (
             "bare futex ping-pong",
-            Box::new(|n| two_processes(&shm, n, futex_child, futex_parent)),
+            Box::new(|n| two_processes(&shm, n, false, futex_child, futex_parent)),
         ),
     ];
     let sleeping: Vec<Variant<'_>> = vec![
         (
             "shmkit Event, answer after 150us",
-            Box::new(|n| two_processes(&shm, n, event_child_slow, event_parent)),
+            Box::new(|n| two_processes(&shm, n, false, event_child_slow, event_parent)),
         ),
         (
             "bare futex, answer after 150us",
-            Box::new(|n| two_processes(&shm, n, futex_child_slow, futex_parent)),
+            Box::new(|n| two_processes(&shm, n, false, futex_child_slow, futex_parent)),
         ),
     ];
     let groups: Vec<(&str, Vec<Variant<'_>>, u64)> = vec![

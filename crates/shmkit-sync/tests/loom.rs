@@ -43,6 +43,41 @@ fn mutex_excludes_and_wakes() {
     });
 }
 
+/// Three lockers, so two can be waiting at once while a third holds the lock or
+/// barges in (it keeps the bits it finds unless it slept): exclusion, and no locker
+/// left asleep (a loom deadlock). The futex model wakes every sleeper on any wake,
+/// so it does not check that one wake-up per unlock is enough; the rule that makes
+/// it enough (a locker that slept takes the word with WAITERS) is argued in
+/// `RawMutex::lock_slow`.
+#[test]
+fn mutex_three_lockers_no_lost_wakeup() {
+    loom::model(|| {
+        let m = Arc::new(RawMutex::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, data) = (Arc::clone(&m), Arc::clone(&data));
+                thread::spawn(move || {
+                    assert_eq!(m.lock(), Acquired::Clean);
+                    // SAFETY: exclusive under the lock; loom checks it.
+                    data.with_mut(|p| unsafe { *p += 1 });
+                    m.unlock().expect("owner unlocks");
+                })
+            })
+            .collect();
+        assert_eq!(m.lock(), Acquired::Clean);
+        // SAFETY: exclusive under the lock; loom checks it.
+        data.with_mut(|p| unsafe { *p += 1 });
+        m.unlock().expect("owner unlocks");
+        for h in hs {
+            h.join().expect("locker");
+        }
+        // SAFETY: every other thread has been joined.
+        assert_eq!(data.with(|p| unsafe { *p }), 3);
+        assert_eq!(m.state(), 0);
+    });
+}
+
 /// A non-owner's unlock is refused and changes nothing; the owner's works.
 #[test]
 fn mutex_unlock_by_non_owner_fails() {
