@@ -154,8 +154,22 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with a scratch buffer of `len` bytes (this thread's, when free).
+/// Slots up to this size are encoded into and decoded from a buffer on the stack.
+const STACK_BUF: usize = 128;
+
+/// Runs `f` with a scratch buffer of `len` bytes: on the stack when small, else this
+/// thread's (when free).
+#[inline]
 fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= STACK_BUF {
+        let mut b = [0u8; STACK_BUF];
+        return f(&mut b[..len]);
+    }
+    with_heap_buf(len, f)
+}
+
+#[cold]
+fn with_heap_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BUF.with(|b| match b.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {

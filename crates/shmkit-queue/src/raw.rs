@@ -358,7 +358,7 @@ pub fn pop_wait(
         peers,
         || Error::Empty,
         || try_pop(ctl, ring, dst),
-        || !ring.is_empty(),
+        || ring.pop_ready(),
     )
 }
 
@@ -377,8 +377,11 @@ pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>>
             // Pass the baton: another getter that found the head slot locked by us
             // mid-claim was told Empty by the ring and may have gone to sleep while
             // items remain; nobody else would wake it (found by the loom model
-            // `two_sleeping_getters_each_get_one_of_two_puts`).
-            if !ring.is_empty() {
+            // `two_sleeping_getters_each_get_one_of_two_puts`). Only when a getter
+            // sleeps (checked after notify_all's fence, so the Dekker argument holds
+            // as for a notification) and the next slot holds an item: otherwise the
+            // producer of that slot notifies when it publishes.
+            if has_waiters(&ctl.not_empty) && ring.pop_ready() {
                 ctl.not_empty.notify_all();
             }
             Ok(Some(()))
@@ -408,7 +411,7 @@ pub fn push_wait(
         peers,
         || Error::Full(()),
         || try_push(ctl, ring, src),
-        || ring.len() < ring.config().capacity(),
+        || ring.push_ready(),
     )
 }
 
@@ -424,8 +427,9 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
         Ok(()) => {
             ctl.not_empty.notify_all();
             // Pass the baton, as in `try_pop`: a putter that found the tail slot
-            // locked by us mid-claim was told Full and may sleep while there is room.
-            if ring.len() < ring.config().capacity() {
+            // locked by us mid-claim was told Full and may sleep while there is room
+            // (if the next slot is still being read, its consumer notifies).
+            if has_waiters(&ctl.not_full) && ring.push_ready() {
                 ctl.not_full.notify_all();
             }
             Ok(Some(()))
@@ -433,6 +437,16 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
         Err(shmkit_ring::Error::Full(())) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a sleeper announced itself on `ec` (bit 0 of an [`EventCount`]'s word is
+/// its waiters bit; `tests::waiters_bit` pins that down). Call it after a SeqCst fence
+/// (such as the one in a preceding `notify_all`): it is the load half of the Dekker
+/// pair with [`EventCount::prepare`], without a fence of its own.
+#[inline]
+fn has_waiters(ec: &EventCount) -> bool {
+    // Relaxed: ordered by the caller's preceding SeqCst fence (see above).
+    ec.word().load(Ordering::Relaxed) & 1 != 0
 }
 
 /// JoinableQueue: one more unfinished item (before it is pushed).
@@ -484,4 +498,21 @@ pub fn join(ctl: &Control, deadline: Deadline) -> Result<()> {
         || Ok((unfinished(ctl) == 0).then_some(())),
         || unfinished(ctl) == 0,
     )
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+
+    /// `has_waiters` reads bit 0 of the event count's word: a prepared waiter sets it
+    /// and a notification clears it.
+    #[test]
+    fn waiters_bit() {
+        let ec = EventCount::new();
+        assert!(!has_waiters(&ec));
+        let _key = ec.prepare();
+        assert!(has_waiters(&ec));
+        ec.notify_all();
+        assert!(!has_waiters(&ec));
+    }
 }

@@ -233,10 +233,56 @@ impl Mpmc {
     pub fn len(&self) -> usize {
         let h = self.mem.header();
         // Relaxed: an approximation; tail first so the difference is rarely negative.
-        let tail = h.tail.0.load(Ordering::Relaxed);
-        let head = h.head.0.load(Ordering::Relaxed);
+        let tail = self.settled(h.tail.0.load(Ordering::Relaxed), true);
+        let head = self.settled(h.head.0.load(Ordering::Relaxed), false);
         // Cast: clamped to cap <= 2^32.
         us(tail.saturating_sub(head).min(self.cap))
+    }
+
+    /// `idx` (tail with `producer`, else head) moved past the positions whose slots
+    /// show them claimed already: a claimant moves its index with a plain store, which
+    /// can land after helpers moved it further (see `push_raw`), so the stored value
+    /// may lag by as many positions as there were concurrent claims.
+    fn settled(&self, mut idx: u64, producer: bool) -> u64 {
+        for _ in 0..self.cap {
+            let i = us(idx & self.mask);
+            // Relaxed: an approximation for len().
+            let s = self.mem.ctl(i).stamp.load(Ordering::Relaxed);
+            let d = lap_diff(s, idx);
+            let state = s & STATE_MASK;
+            let passed = if producer {
+                d > 0 || (d == 0 && state != EMPTY)
+            } else {
+                d > 0 || (d == 0 && state == READING)
+            };
+            if !passed {
+                break;
+            }
+            idx = idx.wrapping_add(1);
+        }
+        idx
+    }
+
+    /// A cheap hint that a pop would find an item now: the slot at the consumers'
+    /// index holds a published (or dead, to be skipped) item. Reads only `head` and
+    /// that slot, never the producers' index, so pollers leave the producers' lines
+    /// alone.
+    #[inline]
+    pub fn pop_ready(&self) -> bool {
+        // Relaxed (both): a hint; the pop that follows re-reads with Acquire.
+        let hd = self.mem.header().head.0.load(Ordering::Relaxed);
+        let s = self.mem.ctl(us(hd & self.mask)).stamp.load(Ordering::Relaxed);
+        lap_diff(s, hd) == 0 && matches!(s & STATE_MASK, FULL | DEAD)
+    }
+
+    /// A cheap hint that a push would find room now: the slot at the producers' index
+    /// is free for it. Reads only `tail` and that slot.
+    #[inline]
+    pub fn push_ready(&self) -> bool {
+        // Relaxed (both): a hint; the push that follows re-reads with Acquire.
+        let t = self.mem.header().tail.0.load(Ordering::Relaxed);
+        let s = self.mem.ctl(us(t & self.mask)).stamp.load(Ordering::Relaxed);
+        s == mk(t, EMPTY)
     }
 
     /// Whether [`Mpmc::len`] is 0.
@@ -320,6 +366,13 @@ impl Mpmc {
 
     #[inline]
     fn lock(&self, c: &SlotCtl) -> Result<(), u64> {
+        // Relaxed: a look before the CAS, so that a slot still held (say, by the
+        // producer between its FULL and its unlock) is waited on without a failing
+        // CAS taking its line away from the holder; the CAS decides.
+        let holder = c.owner.load(Ordering::Relaxed);
+        if holder != 0 {
+            return Err(holder);
+        }
         // Acquire: pairs with the Release in `unlock` (or `repair`) by the previous
         // holder: its stamp and payload accesses happen before ours.
         c.owner
@@ -456,7 +509,7 @@ impl Mpmc {
             c.stamp.store(mk(t, WRITING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // Move `tail` past t (a helper may have done it already).
-            help(tail, t);
+            advance(tail, t);
             self.crash_at(CrashPoint::AfterIndex)?;
             // SAFETY: we hold slot i's lock in state WRITING: no one else accesses its
             // payload until we store FULL and unlock.
@@ -521,7 +574,7 @@ impl Mpmc {
             c.stamp.store(mk(hd, READING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // Move `head` past hd (a helper may have done it already).
-            let next = help(head, hd);
+            let next = advance(head, hd);
             self.crash_at(CrashPoint::AfterIndex)?;
             if state == FULL {
                 // SAFETY: we hold slot i's lock in state READING: no producer writes it
@@ -558,6 +611,22 @@ impl Mpmc {
         }
         Err(transient)
     }
+}
+
+/// The claimant of position `cur` moves the index `idx` past it: a plain store, not a
+/// CAS (one read-modify-write less per operation). Helpers may have moved `idx`
+/// further meanwhile; the store then moves it back, by at most the number of claims
+/// made concurrently, which is harmless: every position up to the true index shows
+/// its claim in its slot's stamp, so a handle starting from a lagging value helps
+/// the index forward (with `help`) until it reaches a free position, and
+/// [`Mpmc::len`] skips the lag the same way. Returns `cur + 1`.
+#[inline]
+fn advance(idx: &AtomicU64, cur: u64) -> u64 {
+    let next = cur.wrapping_add(1);
+    // Release: pairs with the Acquire loads of the index (as the CASes of `help`);
+    // the stamp showing our claim is stored before it.
+    idx.store(next, Ordering::Release);
+    next
 }
 
 /// Moves the index `idx` from `cur` to `cur + 1` unless someone did; returns the
