@@ -18,7 +18,17 @@
 //! only) and repairs the slot: a dead producer's WRITING becomes DEAD, a dead
 //! consumer's READING becomes EMPTY(p+cap), anything else is just unlocked. Any handle
 //! may advance `tail`/`head` past a position whose stamp shows it claimed ("helping"),
-//! so a claimant that dies before moving an index does not stop the others.
+//! so a claimant that dies before moving an index does not stop the others. The
+//! claimant itself moves its index with a plain store (helpers CAS): one
+//! read-modify-write less per operation, at the price that a late store may move the
+//! index back behind positions claimed meanwhile. That is harmless: positions are
+//! never reused, so a handle starting from a lagging index finds their stamps
+//! claimed and helps the index forward, and [`Mpmc::len`] and the readiness hints
+//! skip the lag the same way.
+//!
+//! Per uncontended operation: one atomic read-modify-write (the slot lock), plain
+//! loads and stores of the slot's words and payload and of the own side's index;
+//! nothing reads the other side's index.
 //!
 //! Guarantee (see `docs/ring.md`): no message is delivered twice; a message whose push
 //! returned `Ok` is never lost, except one a consumer had claimed (READING) when it
@@ -233,21 +243,28 @@ impl Mpmc {
     pub fn len(&self) -> usize {
         let h = self.mem.header();
         // Relaxed: an approximation; tail first so the difference is rarely negative.
-        let tail = self.settled(h.tail.0.load(Ordering::Relaxed), true);
-        let head = self.settled(h.head.0.load(Ordering::Relaxed), false);
+        let (tail, _) = self.settled(h.tail.0.load(Ordering::Relaxed), true);
+        let (head, _) = self.settled(h.head.0.load(Ordering::Relaxed), false);
         // Cast: clamped to cap <= 2^32.
         us(tail.saturating_sub(head).min(self.cap))
     }
 
     /// `idx` (tail with `producer`, else head) moved past the positions whose slots
-    /// show them claimed already: a claimant moves its index with a plain store, which
-    /// can land after helpers moved it further (see `push_raw`), so the stored value
-    /// may lag by as many positions as there were concurrent claims.
-    fn settled(&self, mut idx: u64, producer: bool) -> u64 {
-        for _ in 0..self.cap {
-            let i = us(idx & self.mask);
-            // Relaxed: an approximation for len().
-            let s = self.mem.ctl(i).stamp.load(Ordering::Relaxed);
+    /// show them claimed already, with the stamp of the slot where it stops. A
+    /// claimant moves its index with a plain store (see [`advance`]), which can land
+    /// after helpers moved the index further, so the stored value may lag by as many
+    /// positions as there were concurrent claims; the walk is bounded by a lap.
+    #[inline]
+    fn settled(&self, mut idx: u64, producer: bool) -> (u64, u64) {
+        let mut n = 0;
+        loop {
+            // Relaxed: a hint (len() and the readiness checks); operations re-read
+            // with Acquire.
+            let s = self
+                .mem
+                .ctl(us(idx & self.mask))
+                .stamp
+                .load(Ordering::Relaxed);
             let d = lap_diff(s, idx);
             let state = s & STATE_MASK;
             let passed = if producer {
@@ -255,33 +272,31 @@ impl Mpmc {
             } else {
                 d > 0 || (d == 0 && state == READING)
             };
-            if !passed {
-                break;
+            if !passed || n == self.cap {
+                return (idx, s);
             }
             idx = idx.wrapping_add(1);
+            n += 1;
         }
-        idx
     }
 
     /// A cheap hint that a pop would find an item now: the slot at the consumers'
     /// index holds a published (or dead, to be skipped) item. Reads only `head` and
-    /// that slot, never the producers' index, so pollers leave the producers' lines
-    /// alone.
+    /// the slot(s) there, never the producers' index, so pollers leave the producers'
+    /// lines alone.
     #[inline]
     pub fn pop_ready(&self) -> bool {
-        // Relaxed (both): a hint; the pop that follows re-reads with Acquire.
-        let hd = self.mem.header().head.0.load(Ordering::Relaxed);
-        let s = self.mem.ctl(us(hd & self.mask)).stamp.load(Ordering::Relaxed);
+        // Relaxed: a hint; the pop that follows re-reads with Acquire.
+        let (hd, s) = self.settled(self.mem.header().head.0.load(Ordering::Relaxed), false);
         lap_diff(s, hd) == 0 && matches!(s & STATE_MASK, FULL | DEAD)
     }
 
     /// A cheap hint that a push would find room now: the slot at the producers' index
-    /// is free for it. Reads only `tail` and that slot.
+    /// is free for it. Reads only `tail` and the slot(s) there.
     #[inline]
     pub fn push_ready(&self) -> bool {
-        // Relaxed (both): a hint; the push that follows re-reads with Acquire.
-        let t = self.mem.header().tail.0.load(Ordering::Relaxed);
-        let s = self.mem.ctl(us(t & self.mask)).stamp.load(Ordering::Relaxed);
+        // Relaxed: a hint; the push that follows re-reads with Acquire.
+        let (t, s) = self.settled(self.mem.header().tail.0.load(Ordering::Relaxed), true);
         s == mk(t, EMPTY)
     }
 
