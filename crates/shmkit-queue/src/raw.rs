@@ -226,8 +226,33 @@ impl Control {
     /// counted (this reads `/proc` per process: slow paths only); otherwise every
     /// registered handle counts.
     pub fn others(&self, me: OwnerId, thorough: bool, alive: &dyn Fn(OwnerId) -> bool) -> u64 {
+        self.count_handles(me, thorough, alive, u64::MAX)
+            .saturating_sub(1)
+    }
+
+    /// Whether any handle other than the caller's exists, as [`Control::others`] `> 0`
+    /// but, without `thorough`, stopping at the second handle found (registry entries
+    /// are taken from the front, so that is usually within the first few entries
+    /// instead of all 253: this runs every time a blocking call is about to sleep).
+    pub fn any_others(&self, me: OwnerId, thorough: bool, alive: &dyn Fn(OwnerId) -> bool) -> bool {
+        let stop = if thorough { u64::MAX } else { 2 };
+        self.count_handles(me, thorough, alive, stop) > 1
+    }
+
+    /// Counts registered handles (the caller's included), stopping once `stop` are
+    /// found; `thorough` as in [`Control::others`].
+    fn count_handles(
+        &self,
+        me: OwnerId,
+        thorough: bool,
+        alive: &dyn Fn(OwnerId) -> bool,
+        stop: u64,
+    ) -> u64 {
         let mut n: u64 = 0;
         for e in &self.registry {
+            if n >= stop {
+                break;
+            }
             // Acquire: pairs with the claim's Release (AcqRel) of the entry.
             let o = e.owner.load(Ordering::Acquire);
             if o == 0 || o == RECLAIMING {
@@ -241,7 +266,7 @@ impl Control {
             }
             n = n.saturating_add(c);
         }
-        n.saturating_sub(1)
+        n
     }
 }
 
@@ -260,8 +285,9 @@ fn add(count: &AtomicU64, delta: i64) {
 
 /// Who else holds the queue: the blocking calls ask this before sleeping.
 pub trait Peers {
-    /// Handles other than the caller's; `thorough` also drops dead processes (slow).
-    fn others(&self, thorough: bool) -> u64;
+    /// Whether any handle other than the caller's exists; `thorough` also drops dead
+    /// processes (slow).
+    fn any_others(&self, thorough: bool) -> bool;
 }
 
 /// Peers that always exist (loom models; queues without disconnection).
@@ -269,8 +295,8 @@ pub trait Peers {
 pub struct Forever;
 
 impl Peers for Forever {
-    fn others(&self, _thorough: bool) -> u64 {
-        1
+    fn any_others(&self, _thorough: bool) -> bool {
+        true
     }
 }
 
@@ -327,7 +353,7 @@ fn block<R>(
         }
         // Disconnection before the deadline: a blocking call with nobody left
         // reports that, however short its timeout.
-        if peers.others(thorough) == 0 {
+        if !peers.any_others(thorough) {
             return Err(Error::Disconnected);
         }
         if deadline.is_expired() {
@@ -501,6 +527,7 @@ pub fn join(ctl: &Control, deadline: Deadline) -> Result<()> {
 }
 
 #[cfg(all(test, not(shmkit_loom)))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -514,5 +541,37 @@ mod tests {
         assert!(has_waiters(&ec));
         ec.notify_all();
         assert!(!has_waiters(&ec));
+    }
+
+    /// `any_others` agrees with `others() > 0`, also when it stops early and when
+    /// the other handles sit behind free and dead entries.
+    #[test]
+    fn any_others_matches_others() {
+        let ctl = Control::new();
+        let (me, a, b) = (
+            OwnerId::from_raw(1 << 22 | 1),
+            OwnerId::from_raw(1 << 22 | 2),
+            OwnerId::from_raw(1 << 22 | 3),
+        );
+        let alive = |id: OwnerId| id != b;
+        let check = |want: u64| {
+            for thorough in [false, true] {
+                assert_eq!(ctl.others(me, thorough, &alive), want);
+                assert_eq!(ctl.any_others(me, thorough, &alive), want > 0);
+            }
+        };
+        ctl.register(me, 1, &alive).unwrap();
+        check(0);
+        ctl.register(b, 1, &alive).unwrap();
+        ctl.register(a, 2, &alive).unwrap();
+        // b is dead: the cheap count includes it, the thorough one reclaims it.
+        assert_eq!(ctl.others(me, false, &alive), 3);
+        assert!(ctl.any_others(me, false, &alive));
+        assert_eq!(ctl.others(me, true, &alive), 2);
+        check(2);
+        ctl.register(a, -2, &alive).unwrap();
+        check(0);
+        ctl.register(me, 1, &alive).unwrap();
+        check(1);
     }
 }

@@ -234,6 +234,12 @@ impl Mpmc {
         self.me = OwnerId::current();
     }
 
+    /// The owner id this handle claims slots under (this process's, unless a test
+    /// hook set another).
+    pub fn owner(&self) -> OwnerId {
+        self.me
+    }
+
     /// The ring's configuration.
     pub fn config(&self) -> &RingConfig {
         self.mem.cfg()
