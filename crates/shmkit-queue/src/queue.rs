@@ -337,8 +337,9 @@ impl<T> Queue<T> {
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_deadline(&self, item: T, d: Deadline, block: bool) -> Result<(), Error<T>> {
         let max = self.core.max_item();
-        let r = with_buf(LEN_PREFIX + max, |buf| -> Result<()> {
-            let len = match postcard::to_slice(&item, &mut buf[LEN_PREFIX..]) {
+        let slot = self.core.slot();
+        let r = with_buf(slot, |buf| -> Result<()> {
+            let len = match postcard::to_slice(&item, &mut buf[LEN_PREFIX..LEN_PREFIX + max]) {
                 Ok(s) => s.len(),
                 Err(postcard::Error::SerializeBufferFull) => {
                     let len = postcard::to_stdvec(&item).map_or(usize::MAX, |v| v.len());
@@ -348,7 +349,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             };
             let n = u32::try_from(len).map_err(|_| Error::TooLarge { len, max })?;
             buf[..LEN_PREFIX].copy_from_slice(&n.to_le_bytes());
-            let src = &buf[..LEN_PREFIX + len];
+            // A small slot's buffer is the zeroed one on the stack: pad the item to
+            // whole words (within the slot, whose size is a multiple of 8), which the
+            // ring copies without a memmove call.
+            let used = if slot <= STACK_BUF {
+                (LEN_PREFIX + len).next_multiple_of(8).min(slot)
+            } else {
+                LEN_PREFIX + len
+            };
+            let src = &buf[..used];
             if block {
                 self.core.push(src, d)
             } else {
