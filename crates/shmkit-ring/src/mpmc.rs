@@ -626,15 +626,17 @@ impl Mpmc {
     /// As [`Mem::write`]: the caller holds the slot's claim.
     #[inline(always)]
     unsafe fn copy_in(&self, i: usize, src: &[u8]) {
-        // SAFETY (all arms): forwarded from the caller; `words` covers exactly `src`.
-        unsafe {
-            match src.len() {
-                8 => self.words_in::<1>(i, src),
-                16 => self.words_in::<2>(i, src),
-                24 => self.words_in::<3>(i, src),
-                32 => self.words_in::<4>(i, src),
-                _ => self.mem.write(i, 0, src),
-            }
+        match src.len() {
+            // SAFETY: forwarded from the caller; src.len() == 8.
+            8 => unsafe { self.words_in::<1>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 16.
+            16 => unsafe { self.words_in::<2>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 24.
+            24 => unsafe { self.words_in::<3>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 32.
+            32 => unsafe { self.words_in::<4>(i, src) },
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.mem.write(i, 0, src) },
         }
     }
 
@@ -654,15 +656,17 @@ impl Mpmc {
     /// As [`Mem::read`]: the caller holds the slot's claim.
     #[inline(always)]
     unsafe fn copy_out(&self, i: usize, dst: &mut [u8]) {
-        // SAFETY (all arms): forwarded from the caller.
-        unsafe {
-            match dst.len() {
-                8 => self.words_out::<1>(i, dst),
-                16 => self.words_out::<2>(i, dst),
-                24 => self.words_out::<3>(i, dst),
-                32 => self.words_out::<4>(i, dst),
-                _ => self.mem.read(i, 0, dst),
-            }
+        match dst.len() {
+            // SAFETY: forwarded from the caller; dst.len() == 8.
+            8 => unsafe { self.words_out::<1>(i, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 16.
+            16 => unsafe { self.words_out::<2>(i, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 24.
+            24 => unsafe { self.words_out::<3>(i, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 32.
+            32 => unsafe { self.words_out::<4>(i, dst) },
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.mem.read(i, 0, dst) },
         }
     }
 
