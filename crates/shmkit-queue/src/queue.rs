@@ -154,8 +154,9 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Slots up to this size are encoded into and decoded from a buffer on the stack.
-const STACK_BUF: usize = 128;
+/// Slots up to this size (the default slot, 252 + 4 bytes, included) are encoded into
+/// and decoded from a buffer on the stack.
+const STACK_BUF: usize = 256;
 
 /// Runs `f` with a scratch buffer of `len` bytes: on the stack when small, else this
 /// thread's (when free).
