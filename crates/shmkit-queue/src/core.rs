@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::local::{self, FORK_GEN};
 use crate::raw::{self, Control, Peers, FLAG_POD};
-use shmkit_ring::mpmc::{self, Mpmc};
+use shmkit_ring::mpmc::{self, Mpmc, Payload};
 use shmkit_ring::owner::process_alive;
 use shmkit_ring::{OwnerId, RingConfig};
 use shmkit_segment::layout::{ByteRegion, Layout};
@@ -284,6 +284,25 @@ impl Core {
     pub(crate) fn try_pop(&self, dst: &mut [u8]) -> Result<()> {
         match raw::try_pop(self.ctl(), &self.ring(), dst)? {
             Some(()) => Ok(()),
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// Pops one item, waiting until `deadline` (or not at all without `block`),
+    /// letting `read` copy what it needs out of the slot in place.
+    pub(crate) fn pop_with<R>(
+        &self,
+        deadline: Deadline,
+        block: bool,
+        mut read: impl FnMut(&Payload<'_>) -> R,
+    ) -> Result<R> {
+        let ring = self.ring();
+        if block {
+            let peers = RegistryPeers(self.ctl(), ring.owner());
+            return raw::pop_wait_with(self.ctl(), &ring, deadline, &peers, read);
+        }
+        match raw::try_pop_with(self.ctl(), &ring, &mut read)? {
+            Some(r) => Ok(r),
             None => Err(Error::Empty),
         }
     }

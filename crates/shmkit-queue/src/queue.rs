@@ -398,20 +398,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let slot = self.core.slot();
         let max = self.core.max_item();
         with_buf(slot, |buf| {
-            if block {
-                self.core.pop(buf, d)?;
-            } else {
-                self.core.try_pop(buf)?;
-            }
-            let mut n = [0u8; LEN_PREFIX];
-            n.copy_from_slice(&buf[..LEN_PREFIX]);
-            // The length comes from shared memory: bounds-check it.
-            let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
-            if len > max || len > slot - LEN_PREFIX {
-                return Err(Error::Corrupt {
-                    what: "item length in a slot exceeds the maximum item size",
-                });
-            }
+            // Copy out only the words the item occupies: its length word first, then
+            // the rest (a small item in a big slot touches one cache line, not all).
+            let len = self.core.pop_with(d, block, |p| {
+                p.read_at(0, &mut buf[..8]);
+                let mut n = [0u8; LEN_PREFIX];
+                n.copy_from_slice(&buf[..LEN_PREFIX]);
+                // The length comes from shared memory: bounds-check it.
+                let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
+                if len > max || len > slot - LEN_PREFIX {
+                    return Err(Error::Corrupt {
+                        what: "item length in a slot exceeds the maximum item size",
+                    });
+                }
+                let used = (LEN_PREFIX + len).next_multiple_of(8).min(slot);
+                if used > 8 {
+                    p.read_at(8, &mut buf[8..used]);
+                }
+                Ok(len)
+            })??;
             postcard::from_bytes(&buf[LEN_PREFIX..LEN_PREFIX + len]).map_err(Error::Codec)
         })
     }

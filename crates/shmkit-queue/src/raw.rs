@@ -18,7 +18,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use shmkit_ring::mpmc::Mpmc;
+use shmkit_ring::mpmc::{Mpmc, Payload};
 use shmkit_ring::OwnerId;
 use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit_segment::shim::time::Deadline;
@@ -377,13 +377,28 @@ pub fn pop_wait(
     deadline: Deadline,
     peers: &dyn Peers,
 ) -> Result<()> {
+    pop_wait_with(ctl, ring, deadline, peers, |p| p.read_at(0, dst))
+}
+
+/// As [`pop_wait`], letting `read` copy what it needs out of the popped slot in place
+/// (see [`Mpmc::try_pop_with`]); `read` runs once, for the item delivered.
+///
+/// # Errors
+/// As [`pop_wait`].
+pub fn pop_wait_with<R>(
+    ctl: &Control,
+    ring: &Mpmc,
+    deadline: Deadline,
+    peers: &dyn Peers,
+    mut read: impl FnMut(&Payload<'_>) -> R,
+) -> Result<R> {
     block(
         ctl,
         &ctl.not_empty,
         deadline,
         peers,
         || Error::Empty,
-        || try_pop(ctl, ring, dst),
+        || try_pop_with(ctl, ring, &mut read),
         || ring.pop_ready(),
     )
 }
@@ -394,11 +409,30 @@ pub fn pop_wait(
 /// # Errors
 /// [`Error::Closed`] when empty and closed; [`Error::Ring`].
 pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>> {
+    if dst.len() > ring.config().slot_size() {
+        return Err(shmkit_ring::Error::<()>::TooLarge {
+            len: dst.len(),
+            max: ring.config().slot_size(),
+        }
+        .into());
+    }
+    try_pop_with(ctl, ring, |p| p.read_at(0, dst))
+}
+
+/// As [`try_pop`], letting `read` copy what it needs out of the popped slot in place.
+///
+/// # Errors
+/// As [`try_pop`].
+pub fn try_pop_with<R>(
+    ctl: &Control,
+    ring: &Mpmc,
+    read: impl FnOnce(&Payload<'_>) -> R,
+) -> Result<Option<R>> {
     // Read `closed` before popping: a close that happened before an Empty pop means
     // every item put before the close was already taken (they precede it in the ring).
     let closed = ctl.is_closed();
-    match ring.try_pop_bytes(dst) {
-        Ok(()) => {
+    match ring.try_pop_with(read) {
+        Ok(r) => {
             ctl.not_full.notify_all();
             // Pass the baton: another getter that found the head slot locked by us
             // mid-claim was told Empty by the ring and may have gone to sleep while
@@ -410,7 +444,7 @@ pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>>
             if has_waiters(&ctl.not_empty) && ring.pop_ready() {
                 ctl.not_empty.notify_all();
             }
-            Ok(Some(()))
+            Ok(Some(r))
         }
         Err(shmkit_ring::Error::Empty) if closed => Err(Error::Closed),
         Err(shmkit_ring::Error::Empty) => Ok(None),

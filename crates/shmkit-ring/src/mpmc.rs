@@ -347,7 +347,7 @@ impl Mpmc {
     pub fn try_pop<T: Pod>(&self) -> Result<T> {
         self.check_len(std::mem::size_of::<T>())?;
         let mut v = T::zeroed();
-        self.pop_raw(bytemuck::bytes_of_mut(&mut v))?;
+        self.pop_raw(|p| p.read_at(0, bytemuck::bytes_of_mut(&mut v)))?;
         Ok(v)
     }
 
@@ -357,7 +357,18 @@ impl Mpmc {
     /// As [`Mpmc::try_pop`].
     pub fn try_pop_bytes(&self, dst: &mut [u8]) -> Result<()> {
         self.check_len(dst.len())?;
-        self.pop_raw(dst)
+        self.pop_raw(|p| p.read_at(0, dst))
+    }
+
+    /// Pops one slot and lets `read` copy what it needs out of it in place (say, a
+    /// length word first, then only that many bytes), while the pop holds the slot.
+    /// `read` runs at most once, only for a delivered item; it must be quick and must
+    /// not panic (the slot stays claimed meanwhile).
+    ///
+    /// # Errors
+    /// As [`Mpmc::try_pop`].
+    pub fn try_pop_with<R>(&self, read: impl FnOnce(&Payload<'_>) -> R) -> Result<R> {
+        self.pop_raw(read)
     }
 
     /// Repairs every slot held by a dead owner (as the operations do lazily when they
@@ -546,7 +557,8 @@ impl Mpmc {
         self.gave_up(Error::Full(()))
     }
 
-    fn pop_raw(&self, dst: &mut [u8]) -> Result<()> {
+    fn pop_raw<R>(&self, read: impl FnOnce(&Payload<'_>) -> R) -> Result<R> {
+        let mut read = Some(read);
         let h = self.mem.header();
         let head = &h.head.0;
         // Acquire: pairs with the AcqRel CASes that advance `head`.
@@ -597,11 +609,13 @@ impl Mpmc {
             // Move `head` past hd (a helper may have done it already).
             let next = advance(head, hd);
             self.crash_at(CrashPoint::AfterIndex)?;
-            if state == FULL {
-                // SAFETY: we hold slot i's lock in state READING: no producer writes it
-                // until we store EMPTY(hd + cap) and unlock.
-                unsafe { self.copy_out(i, dst) };
-            }
+            // We hold slot i's lock in state READING: no producer writes it until we
+            // store EMPTY(hd + cap) and unlock (what `Payload` relies on).
+            let got = if state == FULL {
+                read.take().map(|f| f(&Payload { q: self, slot: i }))
+            } else {
+                None
+            };
             self.crash_at(CrashPoint::AfterCopy)?;
             // Release: pairs with the producer's Acquire stamp load at hd + cap: our
             // payload reads happen before its writes.
@@ -609,8 +623,8 @@ impl Mpmc {
                 .store(mk(hd.wrapping_add(self.cap), EMPTY), Ordering::Release);
             self.crash_at(CrashPoint::BeforeUnlock)?;
             self.unlock(c);
-            if state == FULL {
-                return Ok(());
+            if let Some(r) = got {
+                return Ok(r);
             }
             // A dead producer's slot was discarded: look at the next position.
             hd = next;
@@ -650,39 +664,40 @@ impl Mpmc {
         }
     }
 
-    /// Copies the start of slot `i` into `dst`, as [`Mpmc::copy_in`] in reverse.
+    /// Copies bytes `off..off + dst.len()` of slot `i` into `dst`, as [`Mpmc::copy_in`]
+    /// in reverse.
     ///
     /// # Safety
     /// As [`Mem::read`]: the caller holds the slot's claim.
     #[inline(always)]
-    unsafe fn copy_out(&self, i: usize, dst: &mut [u8]) {
+    unsafe fn copy_out(&self, i: usize, off: usize, dst: &mut [u8]) {
         match dst.len() {
             // SAFETY: forwarded from the caller; dst.len() == 8.
-            8 => unsafe { self.words_out::<1>(i, dst) },
+            8 => unsafe { self.words_out::<1>(i, off, dst) },
             // SAFETY: forwarded from the caller; dst.len() == 16.
-            16 => unsafe { self.words_out::<2>(i, dst) },
+            16 => unsafe { self.words_out::<2>(i, off, dst) },
             // SAFETY: forwarded from the caller; dst.len() == 24.
-            24 => unsafe { self.words_out::<3>(i, dst) },
+            24 => unsafe { self.words_out::<3>(i, off, dst) },
             // SAFETY: forwarded from the caller; dst.len() == 32.
-            32 => unsafe { self.words_out::<4>(i, dst) },
+            32 => unsafe { self.words_out::<4>(i, off, dst) },
             // SAFETY: forwarded from the caller.
-            _ => unsafe { self.mem.read(i, 0, dst) },
+            _ => unsafe { self.mem.read(i, off, dst) },
         }
     }
 
     /// # Safety
     /// As [`Mem::read`]; `dst.len() == 8 * N`.
     #[inline(always)]
-    unsafe fn words_out<const N: usize>(&self, i: usize, dst: &mut [u8]) {
+    unsafe fn words_out<const N: usize>(&self, i: usize, off: usize, dst: &mut [u8]) {
         for k in 0..N {
             // SAFETY: forwarded from the caller (bounds are checked by `Mem::read`).
-            unsafe { self.mem.read(i, 8 * k, &mut dst[8 * k..8 * k + 8]) };
+            unsafe { self.mem.read(i, off + 8 * k, &mut dst[8 * k..8 * k + 8]) };
         }
     }
 
     /// After `max_tries`: a ring whose indices are out of range is corrupt; otherwise
     /// report the transient condition.
-    fn gave_up(&self, transient: Error) -> Result<()> {
+    fn gave_up<R>(&self, transient: Error) -> Result<R> {
         let h = self.mem.header();
         // Acquire (both): fresh values for the range check.
         let head = h.head.0.load(Ordering::Acquire);
@@ -693,6 +708,35 @@ impl Mpmc {
             return Err(corrupt("tail and head more than a lap apart"));
         }
         Err(transient)
+    }
+}
+
+/// The payload of a slot a pop holds (READING, locked), for
+/// [`Mpmc::try_pop_with`]: read in place, only what is needed.
+#[derive(Debug)]
+pub struct Payload<'a> {
+    q: &'a Mpmc,
+    slot: usize,
+}
+
+impl Payload<'_> {
+    /// Bytes in the slot (the ring's slot size, a multiple of 8).
+    pub fn size(&self) -> usize {
+        self.q.mem.cfg().slot_size()
+    }
+
+    /// Copies bytes `off..off + dst.len()` of the slot into `dst`.
+    ///
+    /// # Panics
+    /// If the range is outside the slot, or (under loom) `off` is not a multiple of 8.
+    pub fn read_at(&self, off: usize, dst: &mut [u8]) {
+        assert!(
+            off <= self.size() && dst.len() <= self.size() - off,
+            "Payload::read_at out of the slot"
+        );
+        // SAFETY: a Payload exists only inside `pop_raw` while it holds this slot in
+        // state READING under its lock: no producer writes the slot meanwhile.
+        unsafe { self.q.copy_out(self.slot, off, dst) };
     }
 }
 

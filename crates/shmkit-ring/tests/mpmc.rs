@@ -266,3 +266,32 @@ fn lagging_indices_are_helped_forward() {
     assert!(!q.pop_ready());
     assert!(q.is_empty());
 }
+
+/// `try_pop_with` reads only what the closure asks for, in place, and runs the
+/// closure once per delivered item (never for an empty ring).
+#[test]
+fn pop_with_reads_in_place() {
+    let q = mpmc::new(&RingConfig::mpmc(4, 40).unwrap()).unwrap();
+    let mut calls = 0;
+    assert!(matches!(q.try_pop_with(|_| calls += 1), Err(Error::Empty)));
+    assert_eq!(calls, 0);
+    let item: Vec<u8> = (0..40).collect();
+    q.try_push_bytes(&item).unwrap();
+    q.try_push_bytes(b"short").unwrap();
+    let got = q
+        .try_pop_with(|p| {
+            assert_eq!(p.size(), 40);
+            let mut head = [0u8; 8];
+            p.read_at(0, &mut head);
+            let mut tail = [0u8; 32];
+            p.read_at(8, &mut tail);
+            (head, tail)
+        })
+        .unwrap();
+    assert_eq!(&got.0[..], &item[..8]);
+    assert_eq!(&got.1[..], &item[8..]);
+    let mut b = [0u8; 5];
+    q.try_pop_with(|p| p.read_at(0, &mut b)).unwrap();
+    assert_eq!(&b, b"short");
+    assert!(q.is_empty());
+}
