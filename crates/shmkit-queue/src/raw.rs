@@ -337,13 +337,22 @@ fn block<R>(
         return Err(on_timeout());
     }
     let started = futex::now();
-    futex::spin_until(deadline, || ready() || ctl.is_closed());
+    // Whether the spin caught the change: then the attempt right after it succeeding
+    // is a wait that did not sleep, which must not shrink the spin budget (as in
+    // shmkit-sync's Event: `note_slept` only once the spin has failed). Before, every
+    // get that found the queue empty for a moment halved its budget, so a steady
+    // stream of items drove consumers into sleeping (a FUTEX_WAIT and a FUTEX_WAKE
+    // per short gap).
+    let mut spun = futex::spin_until(deadline, || ready() || ctl.is_closed());
     let mut thorough = false;
     loop {
         if let Some(r) = attempt()? {
-            futex::note_slept(started);
+            if !spun {
+                futex::note_slept(started);
+            }
             return Ok(r);
         }
+        spun = false;
         let key = ec.prepare();
         // Re-check after announcing ourselves: either this sees the peer's change or
         // the peer's notify_all sees our WAITERS bit (Dekker through SeqCst fences).
