@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::local::{self, FORK_GEN};
 use crate::raw::{self, Control, Peers, FLAG_POD};
-use shmkit_ring::mpmc::{self, Mpmc};
+use shmkit_ring::mpmc::{self, Mpmc, Payload};
 use shmkit_ring::owner::process_alive;
 use shmkit_ring::{OwnerId, RingConfig};
 use shmkit_segment::layout::{ByteRegion, Layout};
@@ -80,11 +80,13 @@ impl std::fmt::Debug for Core {
     }
 }
 
-struct RegistryPeers<'a>(&'a Control);
+/// The registry, seen by this process (`OwnerId::current()`, passed in because
+/// computing it costs a `getpid` system call and the ring handle has it already).
+struct RegistryPeers<'a>(&'a Control, OwnerId);
 
 impl Peers for RegistryPeers<'_> {
-    fn others(&self, thorough: bool) -> u64 {
-        self.0.others(OwnerId::current(), thorough, &process_alive)
+    fn any_others(&self, thorough: bool) -> bool {
+        self.0.any_others(self.1, thorough, &process_alive)
     }
 }
 
@@ -251,12 +253,13 @@ impl Core {
     }
 
     pub(crate) fn push(&self, src: &[u8], deadline: Deadline) -> Result<()> {
+        let ring = self.ring();
         raw::push_wait(
             self.ctl(),
-            &self.ring(),
+            &ring,
             src,
             deadline,
-            &RegistryPeers(self.ctl()),
+            &RegistryPeers(self.ctl(), ring.owner()),
         )
     }
 
@@ -268,12 +271,13 @@ impl Core {
     }
 
     pub(crate) fn pop(&self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
+        let ring = self.ring();
         raw::pop_wait(
             self.ctl(),
-            &self.ring(),
+            &ring,
             dst,
             deadline,
-            &RegistryPeers(self.ctl()),
+            &RegistryPeers(self.ctl(), ring.owner()),
         )
     }
 
@@ -284,9 +288,28 @@ impl Core {
         }
     }
 
+    /// Pops one item, waiting until `deadline` (or not at all without `block`),
+    /// letting `read` copy what it needs out of the slot in place.
+    pub(crate) fn pop_with<R>(
+        &self,
+        deadline: Deadline,
+        block: bool,
+        mut read: impl FnMut(&Payload<'_>) -> R,
+    ) -> Result<R> {
+        let ring = self.ring();
+        if block {
+            let peers = RegistryPeers(self.ctl(), ring.owner());
+            return raw::pop_wait_with(self.ctl(), &ring, deadline, &peers, read);
+        }
+        match raw::try_pop_with(self.ctl(), &ring, &mut read)? {
+            Some(r) => Ok(r),
+            None => Err(Error::Empty),
+        }
+    }
+
     /// Handles other than this one, checking that their processes live.
     pub(crate) fn others(&self) -> u64 {
-        RegistryPeers(self.ctl()).others(true)
+        self.ctl().others(self.ring().owner(), true, &process_alive)
     }
 }
 

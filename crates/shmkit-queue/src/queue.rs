@@ -154,8 +154,23 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with a scratch buffer of `len` bytes (this thread's, when free).
+/// Slots up to this size (the default slot, 252 + 4 bytes, included) are encoded into
+/// and decoded from a buffer on the stack.
+const STACK_BUF: usize = 256;
+
+/// Runs `f` with a scratch buffer of `len` bytes: on the stack when small, else this
+/// thread's (when free).
+#[inline]
 fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    if len <= STACK_BUF {
+        let mut b = [0u8; STACK_BUF];
+        return f(&mut b[..len]);
+    }
+    with_heap_buf(len, f)
+}
+
+#[cold]
+fn with_heap_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BUF.with(|b| match b.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {
@@ -323,8 +338,9 @@ impl<T> Queue<T> {
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_deadline(&self, item: T, d: Deadline, block: bool) -> Result<(), Error<T>> {
         let max = self.core.max_item();
-        let r = with_buf(LEN_PREFIX + max, |buf| -> Result<()> {
-            let len = match postcard::to_slice(&item, &mut buf[LEN_PREFIX..]) {
+        let slot = self.core.slot();
+        let r = with_buf(slot, |buf| -> Result<()> {
+            let len = match postcard::to_slice(&item, &mut buf[LEN_PREFIX..LEN_PREFIX + max]) {
                 Ok(s) => s.len(),
                 Err(postcard::Error::SerializeBufferFull) => {
                     let len = postcard::to_stdvec(&item).map_or(usize::MAX, |v| v.len());
@@ -334,7 +350,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             };
             let n = u32::try_from(len).map_err(|_| Error::TooLarge { len, max })?;
             buf[..LEN_PREFIX].copy_from_slice(&n.to_le_bytes());
-            let src = &buf[..LEN_PREFIX + len];
+            // A small slot's buffer is the zeroed one on the stack: pad the item to
+            // whole words (within the slot, whose size is a multiple of 8), which the
+            // ring copies without a memmove call.
+            let used = if slot <= STACK_BUF {
+                (LEN_PREFIX + len).next_multiple_of(8).min(slot)
+            } else {
+                LEN_PREFIX + len
+            };
+            let src = &buf[..used];
             if block {
                 self.core.push(src, d)
             } else {
@@ -374,20 +398,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let slot = self.core.slot();
         let max = self.core.max_item();
         with_buf(slot, |buf| {
-            if block {
-                self.core.pop(buf, d)?;
-            } else {
-                self.core.try_pop(buf)?;
-            }
-            let mut n = [0u8; LEN_PREFIX];
-            n.copy_from_slice(&buf[..LEN_PREFIX]);
-            // The length comes from shared memory: bounds-check it.
-            let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
-            if len > max || len > slot - LEN_PREFIX {
-                return Err(Error::Corrupt {
-                    what: "item length in a slot exceeds the maximum item size",
-                });
-            }
+            // Copy out only the words the item occupies: its length word first, then
+            // the rest (a small item in a big slot touches one cache line, not all).
+            let len = self.core.pop_with(d, block, |p| {
+                p.read_at(0, &mut buf[..8]);
+                let mut n = [0u8; LEN_PREFIX];
+                n.copy_from_slice(&buf[..LEN_PREFIX]);
+                // The length comes from shared memory: bounds-check it.
+                let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
+                if len > max || len > slot - LEN_PREFIX {
+                    return Err(Error::Corrupt {
+                        what: "item length in a slot exceeds the maximum item size",
+                    });
+                }
+                let used = (LEN_PREFIX + len).next_multiple_of(8).min(slot);
+                if used > 8 {
+                    p.read_at(8, &mut buf[8..used]);
+                }
+                Ok(len)
+            })??;
             postcard::from_bytes(&buf[LEN_PREFIX..LEN_PREFIX + len]).map_err(Error::Codec)
         })
     }

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use shmkit_ring::mpmc::Mpmc;
+use shmkit_ring::mpmc::{Mpmc, Payload};
 use shmkit_ring::OwnerId;
 use shmkit_segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit_segment::shim::time::Deadline;
@@ -226,8 +226,33 @@ impl Control {
     /// counted (this reads `/proc` per process: slow paths only); otherwise every
     /// registered handle counts.
     pub fn others(&self, me: OwnerId, thorough: bool, alive: &dyn Fn(OwnerId) -> bool) -> u64 {
+        self.count_handles(me, thorough, alive, u64::MAX)
+            .saturating_sub(1)
+    }
+
+    /// Whether any handle other than the caller's exists, as [`Control::others`] `> 0`
+    /// but, without `thorough`, stopping at the second handle found (registry entries
+    /// are taken from the front, so that is usually within the first few entries
+    /// instead of all 253: this runs every time a blocking call is about to sleep).
+    pub fn any_others(&self, me: OwnerId, thorough: bool, alive: &dyn Fn(OwnerId) -> bool) -> bool {
+        let stop = if thorough { u64::MAX } else { 2 };
+        self.count_handles(me, thorough, alive, stop) > 1
+    }
+
+    /// Counts registered handles (the caller's included), stopping once `stop` are
+    /// found; `thorough` as in [`Control::others`].
+    fn count_handles(
+        &self,
+        me: OwnerId,
+        thorough: bool,
+        alive: &dyn Fn(OwnerId) -> bool,
+        stop: u64,
+    ) -> u64 {
         let mut n: u64 = 0;
         for e in &self.registry {
+            if n >= stop {
+                break;
+            }
             // Acquire: pairs with the claim's Release (AcqRel) of the entry.
             let o = e.owner.load(Ordering::Acquire);
             if o == 0 || o == RECLAIMING {
@@ -241,7 +266,7 @@ impl Control {
             }
             n = n.saturating_add(c);
         }
-        n.saturating_sub(1)
+        n
     }
 }
 
@@ -260,8 +285,9 @@ fn add(count: &AtomicU64, delta: i64) {
 
 /// Who else holds the queue: the blocking calls ask this before sleeping.
 pub trait Peers {
-    /// Handles other than the caller's; `thorough` also drops dead processes (slow).
-    fn others(&self, thorough: bool) -> u64;
+    /// Whether any handle other than the caller's exists; `thorough` also drops dead
+    /// processes (slow).
+    fn any_others(&self, thorough: bool) -> bool;
 }
 
 /// Peers that always exist (loom models; queues without disconnection).
@@ -269,8 +295,8 @@ pub trait Peers {
 pub struct Forever;
 
 impl Peers for Forever {
-    fn others(&self, _thorough: bool) -> u64 {
-        1
+    fn any_others(&self, _thorough: bool) -> bool {
+        true
     }
 }
 
@@ -311,13 +337,22 @@ fn block<R>(
         return Err(on_timeout());
     }
     let started = futex::now();
-    futex::spin_until(deadline, || ready() || ctl.is_closed());
+    // Whether the spin caught the change: then the attempt right after it succeeding
+    // is a wait that did not sleep, which must not shrink the spin budget (as in
+    // shmkit-sync's Event: `note_slept` only once the spin has failed). Before, every
+    // get that found the queue empty for a moment halved its budget, so a steady
+    // stream of items drove consumers into sleeping (a FUTEX_WAIT and a FUTEX_WAKE
+    // per short gap).
+    let mut spun = futex::spin_until(deadline, || ready() || ctl.is_closed());
     let mut thorough = false;
     loop {
         if let Some(r) = attempt()? {
-            futex::note_slept(started);
+            if !spun {
+                futex::note_slept(started);
+            }
             return Ok(r);
         }
+        spun = false;
         let key = ec.prepare();
         // Re-check after announcing ourselves: either this sees the peer's change or
         // the peer's notify_all sees our WAITERS bit (Dekker through SeqCst fences).
@@ -327,7 +362,7 @@ fn block<R>(
         }
         // Disconnection before the deadline: a blocking call with nobody left
         // reports that, however short its timeout.
-        if peers.others(thorough) == 0 {
+        if !peers.any_others(thorough) {
             return Err(Error::Disconnected);
         }
         if deadline.is_expired() {
@@ -351,14 +386,29 @@ pub fn pop_wait(
     deadline: Deadline,
     peers: &dyn Peers,
 ) -> Result<()> {
+    pop_wait_with(ctl, ring, deadline, peers, |p| p.read_at(0, dst))
+}
+
+/// As [`pop_wait`], letting `read` copy what it needs out of the popped slot in place
+/// (see [`Mpmc::try_pop_with`]); `read` runs once, for the item delivered.
+///
+/// # Errors
+/// As [`pop_wait`].
+pub fn pop_wait_with<R>(
+    ctl: &Control,
+    ring: &Mpmc,
+    deadline: Deadline,
+    peers: &dyn Peers,
+    mut read: impl FnMut(&Payload<'_>) -> R,
+) -> Result<R> {
     block(
         ctl,
         &ctl.not_empty,
         deadline,
         peers,
         || Error::Empty,
-        || try_pop(ctl, ring, dst),
-        || !ring.is_empty(),
+        || try_pop_with(ctl, ring, &mut read),
+        || ring.pop_ready(),
     )
 }
 
@@ -368,20 +418,42 @@ pub fn pop_wait(
 /// # Errors
 /// [`Error::Closed`] when empty and closed; [`Error::Ring`].
 pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>> {
+    if dst.len() > ring.config().slot_size() {
+        return Err(shmkit_ring::Error::<()>::TooLarge {
+            len: dst.len(),
+            max: ring.config().slot_size(),
+        }
+        .into());
+    }
+    try_pop_with(ctl, ring, |p| p.read_at(0, dst))
+}
+
+/// As [`try_pop`], letting `read` copy what it needs out of the popped slot in place.
+///
+/// # Errors
+/// As [`try_pop`].
+pub fn try_pop_with<R>(
+    ctl: &Control,
+    ring: &Mpmc,
+    read: impl FnOnce(&Payload<'_>) -> R,
+) -> Result<Option<R>> {
     // Read `closed` before popping: a close that happened before an Empty pop means
     // every item put before the close was already taken (they precede it in the ring).
     let closed = ctl.is_closed();
-    match ring.try_pop_bytes(dst) {
-        Ok(()) => {
+    match ring.try_pop_with(read) {
+        Ok(r) => {
             ctl.not_full.notify_all();
             // Pass the baton: another getter that found the head slot locked by us
             // mid-claim was told Empty by the ring and may have gone to sleep while
             // items remain; nobody else would wake it (found by the loom model
-            // `two_sleeping_getters_each_get_one_of_two_puts`).
-            if !ring.is_empty() {
+            // `two_sleeping_getters_each_get_one_of_two_puts`). Only when a getter
+            // sleeps (checked after notify_all's fence, so the Dekker argument holds
+            // as for a notification) and the next slot holds an item: otherwise the
+            // producer of that slot notifies when it publishes.
+            if has_waiters(&ctl.not_empty) && ring.pop_ready() {
                 ctl.not_empty.notify_all();
             }
-            Ok(Some(()))
+            Ok(Some(r))
         }
         Err(shmkit_ring::Error::Empty) if closed => Err(Error::Closed),
         Err(shmkit_ring::Error::Empty) => Ok(None),
@@ -408,7 +480,7 @@ pub fn push_wait(
         peers,
         || Error::Full(()),
         || try_push(ctl, ring, src),
-        || ring.len() < ring.config().capacity(),
+        || ring.push_ready(),
     )
 }
 
@@ -424,8 +496,9 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
         Ok(()) => {
             ctl.not_empty.notify_all();
             // Pass the baton, as in `try_pop`: a putter that found the tail slot
-            // locked by us mid-claim was told Full and may sleep while there is room.
-            if ring.len() < ring.config().capacity() {
+            // locked by us mid-claim was told Full and may sleep while there is room
+            // (if the next slot is still being read, its consumer notifies).
+            if has_waiters(&ctl.not_full) && ring.push_ready() {
                 ctl.not_full.notify_all();
             }
             Ok(Some(()))
@@ -433,6 +506,16 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
         Err(shmkit_ring::Error::Full(())) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a sleeper announced itself on `ec` (bit 0 of an [`EventCount`]'s word is
+/// its waiters bit; `tests::waiters_bit` pins that down). Call it after a SeqCst fence
+/// (such as the one in a preceding `notify_all`): it is the load half of the Dekker
+/// pair with [`EventCount::prepare`], without a fence of its own.
+#[inline]
+fn has_waiters(ec: &EventCount) -> bool {
+    // Relaxed: ordered by the caller's preceding SeqCst fence (see above).
+    ec.word().load(Ordering::Relaxed) & 1 != 0
 }
 
 /// JoinableQueue: one more unfinished item (before it is pushed).
@@ -484,4 +567,54 @@ pub fn join(ctl: &Control, deadline: Deadline) -> Result<()> {
         || Ok((unfinished(ctl) == 0).then_some(())),
         || unfinished(ctl) == 0,
     )
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `has_waiters` reads bit 0 of the event count's word: a prepared waiter sets it
+    /// and a notification clears it.
+    #[test]
+    fn waiters_bit() {
+        let ec = EventCount::new();
+        assert!(!has_waiters(&ec));
+        let _key = ec.prepare();
+        assert!(has_waiters(&ec));
+        ec.notify_all();
+        assert!(!has_waiters(&ec));
+    }
+
+    /// `any_others` agrees with `others() > 0`, also when it stops early and when
+    /// the other handles sit behind free and dead entries.
+    #[test]
+    fn any_others_matches_others() {
+        let ctl = Control::new();
+        let (me, a, b) = (
+            OwnerId::from_raw(1 << 22 | 1),
+            OwnerId::from_raw(1 << 22 | 2),
+            OwnerId::from_raw(1 << 22 | 3),
+        );
+        let alive = |id: OwnerId| id != b;
+        let check = |want: u64| {
+            for thorough in [false, true] {
+                assert_eq!(ctl.others(me, thorough, &alive), want);
+                assert_eq!(ctl.any_others(me, thorough, &alive), want > 0);
+            }
+        };
+        ctl.register(me, 1, &alive).unwrap();
+        check(0);
+        ctl.register(b, 1, &alive).unwrap();
+        ctl.register(a, 2, &alive).unwrap();
+        // b is dead: the cheap count includes it, the thorough one reclaims it.
+        assert_eq!(ctl.others(me, false, &alive), 3);
+        assert!(ctl.any_others(me, false, &alive));
+        assert_eq!(ctl.others(me, true, &alive), 2);
+        check(2);
+        ctl.register(a, -2, &alive).unwrap();
+        check(0);
+        ctl.register(me, 1, &alive).unwrap();
+        check(1);
+    }
 }

@@ -18,7 +18,17 @@
 //! only) and repairs the slot: a dead producer's WRITING becomes DEAD, a dead
 //! consumer's READING becomes EMPTY(p+cap), anything else is just unlocked. Any handle
 //! may advance `tail`/`head` past a position whose stamp shows it claimed ("helping"),
-//! so a claimant that dies before moving an index does not stop the others.
+//! so a claimant that dies before moving an index does not stop the others. The
+//! claimant itself moves its index with a plain store (helpers CAS): one
+//! read-modify-write less per operation, at the price that a late store may move the
+//! index back behind positions claimed meanwhile. That is harmless: positions are
+//! never reused, so a handle starting from a lagging index finds their stamps
+//! claimed and helps the index forward, and [`Mpmc::len`] and the readiness hints
+//! skip the lag the same way.
+//!
+//! Per uncontended operation: one atomic read-modify-write (the slot lock), plain
+//! loads and stores of the slot's words and payload and of the own side's index;
+//! nothing reads the other side's index.
 //!
 //! Guarantee (see `docs/ring.md`): no message is delivered twice; a message whose push
 //! returned `Ok` is never lost, except one a consumer had claimed (READING) when it
@@ -224,6 +234,12 @@ impl Mpmc {
         self.me = OwnerId::current();
     }
 
+    /// The owner id this handle claims slots under (this process's, unless a test
+    /// hook set another).
+    pub fn owner(&self) -> OwnerId {
+        self.me
+    }
+
     /// The ring's configuration.
     pub fn config(&self) -> &RingConfig {
         self.mem.cfg()
@@ -233,10 +249,61 @@ impl Mpmc {
     pub fn len(&self) -> usize {
         let h = self.mem.header();
         // Relaxed: an approximation; tail first so the difference is rarely negative.
-        let tail = h.tail.0.load(Ordering::Relaxed);
-        let head = h.head.0.load(Ordering::Relaxed);
+        let (tail, _) = self.settled(h.tail.0.load(Ordering::Relaxed), true);
+        let (head, _) = self.settled(h.head.0.load(Ordering::Relaxed), false);
         // Cast: clamped to cap <= 2^32.
         us(tail.saturating_sub(head).min(self.cap))
+    }
+
+    /// `idx` (tail with `producer`, else head) moved past the positions whose slots
+    /// show them claimed already, with the stamp of the slot where it stops. A
+    /// claimant moves its index with a plain store (see [`advance`]), which can land
+    /// after helpers moved the index further, so the stored value may lag by as many
+    /// positions as there were concurrent claims; the walk is bounded by a lap.
+    #[inline]
+    fn settled(&self, mut idx: u64, producer: bool) -> (u64, u64) {
+        let mut n = 0;
+        loop {
+            // Relaxed: a hint (len() and the readiness checks); operations re-read
+            // with Acquire.
+            let s = self
+                .mem
+                .ctl(us(idx & self.mask))
+                .stamp
+                .load(Ordering::Relaxed);
+            let d = lap_diff(s, idx);
+            let state = s & STATE_MASK;
+            let passed = if producer {
+                d > 0 || (d == 0 && state != EMPTY)
+            } else {
+                d > 0 || (d == 0 && state == READING)
+            };
+            if !passed || n == self.cap {
+                return (idx, s);
+            }
+            idx = idx.wrapping_add(1);
+            n += 1;
+        }
+    }
+
+    /// A cheap hint that a pop would find an item now: the slot at the consumers'
+    /// index holds a published (or dead, to be skipped) item. Reads only `head` and
+    /// the slot(s) there, never the producers' index, so pollers leave the producers'
+    /// lines alone.
+    #[inline]
+    pub fn pop_ready(&self) -> bool {
+        // Relaxed: a hint; the pop that follows re-reads with Acquire.
+        let (hd, s) = self.settled(self.mem.header().head.0.load(Ordering::Relaxed), false);
+        lap_diff(s, hd) == 0 && matches!(s & STATE_MASK, FULL | DEAD)
+    }
+
+    /// A cheap hint that a push would find room now: the slot at the producers' index
+    /// is free for it. Reads only `tail` and the slot(s) there.
+    #[inline]
+    pub fn push_ready(&self) -> bool {
+        // Relaxed: a hint; the push that follows re-reads with Acquire.
+        let (t, s) = self.settled(self.mem.header().tail.0.load(Ordering::Relaxed), true);
+        s == mk(t, EMPTY)
     }
 
     /// Whether [`Mpmc::len`] is 0.
@@ -280,7 +347,7 @@ impl Mpmc {
     pub fn try_pop<T: Pod>(&self) -> Result<T> {
         self.check_len(std::mem::size_of::<T>())?;
         let mut v = T::zeroed();
-        self.pop_raw(bytemuck::bytes_of_mut(&mut v))?;
+        self.pop_raw(|p| p.read_at(0, bytemuck::bytes_of_mut(&mut v)))?;
         Ok(v)
     }
 
@@ -290,7 +357,18 @@ impl Mpmc {
     /// As [`Mpmc::try_pop`].
     pub fn try_pop_bytes(&self, dst: &mut [u8]) -> Result<()> {
         self.check_len(dst.len())?;
-        self.pop_raw(dst)
+        self.pop_raw(|p| p.read_at(0, dst))
+    }
+
+    /// Pops one slot and lets `read` copy what it needs out of it in place (say, a
+    /// length word first, then only that many bytes), while the pop holds the slot.
+    /// `read` runs at most once, only for a delivered item; it must be quick and must
+    /// not panic (the slot stays claimed meanwhile).
+    ///
+    /// # Errors
+    /// As [`Mpmc::try_pop`].
+    pub fn try_pop_with<R>(&self, read: impl FnOnce(&Payload<'_>) -> R) -> Result<R> {
+        self.pop_raw(read)
     }
 
     /// Repairs every slot held by a dead owner (as the operations do lazily when they
@@ -320,6 +398,13 @@ impl Mpmc {
 
     #[inline]
     fn lock(&self, c: &SlotCtl) -> Result<(), u64> {
+        // Relaxed: a look before the CAS, so that a slot still held (say, by the
+        // producer between its FULL and its unlock) is waited on without a failing
+        // CAS taking its line away from the holder; the CAS decides.
+        let holder = c.owner.load(Ordering::Relaxed);
+        if holder != 0 {
+            return Err(holder);
+        }
         // Acquire: pairs with the Release in `unlock` (or `repair`) by the previous
         // holder: its stamp and payload accesses happen before ours.
         c.owner
@@ -456,11 +541,11 @@ impl Mpmc {
             c.stamp.store(mk(t, WRITING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // Move `tail` past t (a helper may have done it already).
-            help(tail, t);
+            advance(tail, t);
             self.crash_at(CrashPoint::AfterIndex)?;
             // SAFETY: we hold slot i's lock in state WRITING: no one else accesses its
             // payload until we store FULL and unlock.
-            unsafe { self.mem.write(i, 0, src) };
+            unsafe { self.copy_in(i, src) };
             self.crash_at(CrashPoint::AfterCopy)?;
             // Release: pairs with the consumer's Acquire stamp load: the payload is
             // visible to whoever sees FULL.
@@ -472,7 +557,8 @@ impl Mpmc {
         self.gave_up(Error::Full(()))
     }
 
-    fn pop_raw(&self, dst: &mut [u8]) -> Result<()> {
+    fn pop_raw<R>(&self, read: impl FnOnce(&Payload<'_>) -> R) -> Result<R> {
+        let mut read = Some(read);
         let h = self.mem.header();
         let head = &h.head.0;
         // Acquire: pairs with the AcqRel CASes that advance `head`.
@@ -521,13 +607,15 @@ impl Mpmc {
             c.stamp.store(mk(hd, READING), Ordering::Relaxed);
             self.crash_at(CrashPoint::AfterClaim)?;
             // Move `head` past hd (a helper may have done it already).
-            let next = help(head, hd);
+            let next = advance(head, hd);
             self.crash_at(CrashPoint::AfterIndex)?;
-            if state == FULL {
-                // SAFETY: we hold slot i's lock in state READING: no producer writes it
-                // until we store EMPTY(hd + cap) and unlock.
-                unsafe { self.mem.read(i, 0, dst) };
-            }
+            // We hold slot i's lock in state READING: no producer writes it until we
+            // store EMPTY(hd + cap) and unlock (what `Payload` relies on).
+            let got = if state == FULL {
+                read.take().map(|f| f(&Payload { q: self, slot: i }))
+            } else {
+                None
+            };
             self.crash_at(CrashPoint::AfterCopy)?;
             // Release: pairs with the producer's Acquire stamp load at hd + cap: our
             // payload reads happen before its writes.
@@ -535,8 +623,8 @@ impl Mpmc {
                 .store(mk(hd.wrapping_add(self.cap), EMPTY), Ordering::Release);
             self.crash_at(CrashPoint::BeforeUnlock)?;
             self.unlock(c);
-            if state == FULL {
-                return Ok(());
+            if let Some(r) = got {
+                return Ok(r);
             }
             // A dead producer's slot was discarded: look at the next position.
             hd = next;
@@ -544,9 +632,72 @@ impl Mpmc {
         self.gave_up(Error::Empty)
     }
 
+    /// Copies `src` into the start of slot `i`. A payload of 1 to 4 whole words (a serde
+    /// queue pads small items to words) is copied as that many 8-byte words, constant
+    /// sizes the compiler inlines, instead of a `memmove` call per item.
+    ///
+    /// # Safety
+    /// As [`Mem::write`]: the caller holds the slot's claim.
+    #[inline(always)]
+    unsafe fn copy_in(&self, i: usize, src: &[u8]) {
+        match src.len() {
+            // SAFETY: forwarded from the caller; src.len() == 8.
+            8 => unsafe { self.words_in::<1>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 16.
+            16 => unsafe { self.words_in::<2>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 24.
+            24 => unsafe { self.words_in::<3>(i, src) },
+            // SAFETY: forwarded from the caller; src.len() == 32.
+            32 => unsafe { self.words_in::<4>(i, src) },
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.mem.write(i, 0, src) },
+        }
+    }
+
+    /// # Safety
+    /// As [`Mem::write`]; `src.len() == 8 * N`.
+    #[inline(always)]
+    unsafe fn words_in<const N: usize>(&self, i: usize, src: &[u8]) {
+        for k in 0..N {
+            // SAFETY: forwarded from the caller (bounds are checked by `Mem::write`).
+            unsafe { self.mem.write(i, 8 * k, &src[8 * k..8 * k + 8]) };
+        }
+    }
+
+    /// Copies bytes `off..off + dst.len()` of slot `i` into `dst`, as [`Mpmc::copy_in`]
+    /// in reverse.
+    ///
+    /// # Safety
+    /// As [`Mem::read`]: the caller holds the slot's claim.
+    #[inline(always)]
+    unsafe fn copy_out(&self, i: usize, off: usize, dst: &mut [u8]) {
+        match dst.len() {
+            // SAFETY: forwarded from the caller; dst.len() == 8.
+            8 => unsafe { self.words_out::<1>(i, off, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 16.
+            16 => unsafe { self.words_out::<2>(i, off, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 24.
+            24 => unsafe { self.words_out::<3>(i, off, dst) },
+            // SAFETY: forwarded from the caller; dst.len() == 32.
+            32 => unsafe { self.words_out::<4>(i, off, dst) },
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.mem.read(i, off, dst) },
+        }
+    }
+
+    /// # Safety
+    /// As [`Mem::read`]; `dst.len() == 8 * N`.
+    #[inline(always)]
+    unsafe fn words_out<const N: usize>(&self, i: usize, off: usize, dst: &mut [u8]) {
+        for k in 0..N {
+            // SAFETY: forwarded from the caller (bounds are checked by `Mem::read`).
+            unsafe { self.mem.read(i, off + 8 * k, &mut dst[8 * k..8 * k + 8]) };
+        }
+    }
+
     /// After `max_tries`: a ring whose indices are out of range is corrupt; otherwise
     /// report the transient condition.
-    fn gave_up(&self, transient: Error) -> Result<()> {
+    fn gave_up<R>(&self, transient: Error) -> Result<R> {
         let h = self.mem.header();
         // Acquire (both): fresh values for the range check.
         let head = h.head.0.load(Ordering::Acquire);
@@ -558,6 +709,51 @@ impl Mpmc {
         }
         Err(transient)
     }
+}
+
+/// The payload of a slot a pop holds (READING, locked), for
+/// [`Mpmc::try_pop_with`]: read in place, only what is needed.
+#[derive(Debug)]
+pub struct Payload<'a> {
+    q: &'a Mpmc,
+    slot: usize,
+}
+
+impl Payload<'_> {
+    /// Bytes in the slot (the ring's slot size, a multiple of 8).
+    pub fn size(&self) -> usize {
+        self.q.mem.cfg().slot_size()
+    }
+
+    /// Copies bytes `off..off + dst.len()` of the slot into `dst`.
+    ///
+    /// # Panics
+    /// If the range is outside the slot, or (under loom) `off` is not a multiple of 8.
+    pub fn read_at(&self, off: usize, dst: &mut [u8]) {
+        assert!(
+            off <= self.size() && dst.len() <= self.size() - off,
+            "Payload::read_at out of the slot"
+        );
+        // SAFETY: a Payload exists only inside `pop_raw` while it holds this slot in
+        // state READING under its lock: no producer writes the slot meanwhile.
+        unsafe { self.q.copy_out(self.slot, off, dst) };
+    }
+}
+
+/// The claimant of position `cur` moves the index `idx` past it: a plain store, not a
+/// CAS (one read-modify-write less per operation). Helpers may have moved `idx`
+/// further meanwhile; the store then moves it back, by at most the number of claims
+/// made concurrently, which is harmless: every position up to the true index shows
+/// its claim in its slot's stamp, so a handle starting from a lagging value helps
+/// the index forward (with `help`) until it reaches a free position, and
+/// [`Mpmc::len`] skips the lag the same way. Returns `cur + 1`.
+#[inline]
+fn advance(idx: &AtomicU64, cur: u64) -> u64 {
+    let next = cur.wrapping_add(1);
+    // Release: pairs with the Acquire loads of the index (as the CASes of `help`);
+    // the stamp showing our claim is stored before it.
+    idx.store(next, Ordering::Release);
+    next
 }
 
 /// Moves the index `idx` from `cur` to `cur + 1` unless someone did; returns the

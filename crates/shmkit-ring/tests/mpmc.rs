@@ -220,3 +220,78 @@ fn segment_placement_and_corruption() {
     stamp.store(7, shmkit_segment::shim::atomic::Ordering::Relaxed);
     assert!(matches!(q.try_push(1u64), Err(Error::Corrupt { .. })));
 }
+
+/// A claimant moves `tail`/`head` with a plain store, which may land after helpers
+/// moved the index further: the stored index then lags behind the claimed positions.
+/// Simulate that lag by writing old values back: len() still counts exactly, pushes
+/// go to fresh positions (nothing is overwritten) and pops continue in order.
+#[test]
+fn lagging_indices_are_helped_forward() {
+    use shmkit_ring::raw::{HEAD_OFFSET, TAIL_OFFSET};
+    use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
+    let cfg = RingConfig::mpmc_of::<u64>(4).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    mpmc::init(&seg, region, &cfg).unwrap();
+    let q = mpmc::Mpmc::attach(&seg, region).unwrap();
+    let tail: &AtomicU64 = seg.get(region.offset() + TAIL_OFFSET).unwrap();
+    let head: &AtomicU64 = seg.get(region.offset() + HEAD_OFFSET).unwrap();
+    for v in 1..=3u64 {
+        q.try_push(v).unwrap();
+    }
+    tail.store(1, Ordering::Relaxed);
+    assert_eq!(q.len(), 3);
+    assert!(q.push_ready(), "slot 3 is free");
+    q.try_push(4u64).unwrap();
+    assert_eq!(tail.load(Ordering::Relaxed), 4);
+    assert!(matches!(q.try_push(5u64), Err(Error::Full(5))));
+    assert_eq!(q.try_pop::<u64>().unwrap(), 1);
+    assert_eq!(q.try_pop::<u64>().unwrap(), 2);
+    head.store(0, Ordering::Relaxed);
+    assert_eq!(q.len(), 2);
+    assert!(q.pop_ready());
+    assert_eq!(q.try_pop::<u64>().unwrap(), 3);
+    assert_eq!(head.load(Ordering::Relaxed), 3);
+    // A lagging tail on a full ring wraps nothing around.
+    q.try_push(5u64).unwrap();
+    q.try_push(6u64).unwrap();
+    q.try_push(7u64).unwrap();
+    tail.store(4, Ordering::Relaxed);
+    assert_eq!(q.len(), 4);
+    assert!(!q.push_ready());
+    assert!(matches!(q.try_push(8u64), Err(Error::Full(8))));
+    let got: Vec<u64> = std::iter::from_fn(|| q.try_pop::<u64>().ok()).collect();
+    assert_eq!(got, [4, 5, 6, 7]);
+    assert!(!q.pop_ready());
+    assert!(q.is_empty());
+}
+
+/// `try_pop_with` reads only what the closure asks for, in place, and runs the
+/// closure once per delivered item (never for an empty ring).
+#[test]
+fn pop_with_reads_in_place() {
+    let q = mpmc::new(&RingConfig::mpmc(4, 40).unwrap()).unwrap();
+    let mut calls = 0;
+    assert!(matches!(q.try_pop_with(|_| calls += 1), Err(Error::Empty)));
+    assert_eq!(calls, 0);
+    let item: Vec<u8> = (0..40).collect();
+    q.try_push_bytes(&item).unwrap();
+    q.try_push_bytes(b"short").unwrap();
+    let got = q
+        .try_pop_with(|p| {
+            assert_eq!(p.size(), 40);
+            let mut head = [0u8; 8];
+            p.read_at(0, &mut head);
+            let mut tail = [0u8; 32];
+            p.read_at(8, &mut tail);
+            (head, tail)
+        })
+        .unwrap();
+    assert_eq!(&got.0[..], &item[..8]);
+    assert_eq!(&got.1[..], &item[8..]);
+    let mut b = [0u8; 5];
+    q.try_pop_with(|p| p.read_at(0, &mut b)).unwrap();
+    assert_eq!(&b, b"short");
+    assert!(q.is_empty());
+}
