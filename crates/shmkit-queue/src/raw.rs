@@ -508,14 +508,12 @@ pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
     }
 }
 
-/// Whether a sleeper announced itself on `ec` (bit 0 of an [`EventCount`]'s word is
-/// its waiters bit; `tests::waiters_bit` pins that down). Call it after a SeqCst fence
-/// (such as the one in a preceding `notify_all`): it is the load half of the Dekker
-/// pair with [`EventCount::prepare`], without a fence of its own.
+/// Whether a sleeper announced itself on `ec`. Call it after a SeqCst fence (such as
+/// the one in a preceding `notify_all`): it is the load half of the Dekker pair with
+/// [`EventCount::prepare`], without a fence of its own.
 #[inline]
 fn has_waiters(ec: &EventCount) -> bool {
-    // Relaxed: ordered by the caller's preceding SeqCst fence (see above).
-    ec.word().load(Ordering::Relaxed) & 1 != 0
+    ec.has_waiters_after_fence()
 }
 
 /// JoinableQueue: one more unfinished item (before it is pushed).

@@ -347,6 +347,16 @@ impl EventCount {
         }
     }
 
+    /// Whether a waiter announced itself since the last notification that saw it.
+    /// The load has no fence of its own: call it after a `SeqCst` fence (such as the
+    /// one [`EventCount::notify_all`] starts with) when it must pair with
+    /// [`EventCount::prepare`] in the Dekker argument.
+    #[inline]
+    pub fn has_waiters_after_fence(&self) -> bool {
+        // Relaxed: ordered by the caller's preceding SeqCst fence (see above).
+        self.word.load(Ordering::Relaxed) & EC_WAITERS != 0
+    }
+
     /// The raw word (for [`wait_many`] over several event counts).
     pub fn word(&self) -> &AtomicU32 {
         &self.word
@@ -466,8 +476,10 @@ mod tests {
         let ec = EventCount::new();
         ec.notify_all();
         assert_eq!(ec.word().load(Ordering::Relaxed), 0);
+        assert!(!ec.has_waiters_after_fence());
         let k = ec.prepare();
         assert_eq!(k, 1);
+        assert!(ec.has_waiters_after_fence());
         ec.notify_all();
         assert_eq!(ec.word().load(Ordering::Relaxed), 2);
         assert!(!ec.wait(2, Deadline::after(Duration::from_millis(1))));
