@@ -197,7 +197,15 @@ impl Core {
         let mut g = guard(st);
         let (prod, ident) = &mut *g;
         let ctl = pipe.end(self.reg.end);
-        let _access = bias::enter(&ctl.send, &ctl.next_id, ident)?;
+        let access = bias::enter(&ctl.send, &ctl.next_id, ident)?;
+        if matches!(access, bias::Access::Locked(_)) {
+            // Another handle may have sent since our last message, and died between
+            // a record header and its `tail` store: let the ring check for that. (A
+            // bias holder's fast path knows nobody else used the side meanwhile:
+            // another user revokes the bias first.)
+            prod.resync();
+        }
+        let _access = access;
         let mut hooks = TxHooks {
             pipe,
             ring: *ring,
@@ -269,7 +277,10 @@ impl Core {
             }
             return Ok(h.readable());
         }
-        match frame::RecvHooks::wait_data(&mut h, &mut || false) {
+        let (pipe, ring) = (h.pipe, h.ring);
+        // No ring handle here (poll does not take the receive side): readiness by
+        // the published `tail`.
+        match frame::RecvHooks::wait_data(&mut h, &mut || pipe.published(ring)) {
             Ok(_) => Ok(true),
             Err(Error::Timeout) => Ok(false),
             Err(e) => Err(e),

@@ -103,17 +103,20 @@ impl RxHooks<'_> {
 }
 
 impl RecvHooks for RxHooks<'_> {
-    fn wait_data(&mut self, _ready: &mut dyn FnMut() -> bool) -> Result<Woke> {
+    fn wait_data(&mut self, ready: &mut dyn FnMut() -> bool) -> Result<Woke> {
         let ec = &self.pipe.ctl().data[self.ring].ec;
-        let (pipe, ring, peer) = (self.pipe, self.ring, self.peer);
+        let (pipe, peer) = (self.pipe, self.peer);
+        // `ready` polls the record header at the consumer's position: the line the
+        // record arrives on, not the producer's `tail` line (one cache miss per
+        // message instead of two).
         let ok = block_until(pipe, ec, peer, self.busy, self.deadline, || {
-            pipe.published(ring) || !pipe.end_open(peer)
+            ready() || !pipe.end_open(peer)
         });
         if !ok {
             return Err(Error::Timeout);
         }
         // Data first: a closed peer's last messages are still delivered.
-        Ok(if self.pipe.published(ring) || self.pipe.end_open(peer) {
+        Ok(if ready() || self.pipe.end_open(peer) {
             Woke::Data
         } else {
             Woke::Closed

@@ -1,4 +1,4 @@
-//! The shared layout of a pipe segment (kind `PIPE`, layout version 2).
+//! The shared layout of a pipe segment (kind `PIPE`, layout version 3).
 //!
 //! ```text
 //! data offset  size   what
@@ -19,9 +19,11 @@ use shmkit_sync::RawMutex;
 
 /// Segment kind of a pipe.
 pub const KIND: Kind = Kind::from_tag(*b"PIPE");
-/// Layout version of [`Control`] (bump on any change). 2: `open`, the receiving and
-/// the sending [`Side`] each on a line of their own; sides carry a bias.
-pub const KIND_VERSION: u32 = 2;
+/// Layout version of a pipe segment: [`Control`] and the rings after it (bump on any
+/// change). 2: `open`, the receiving and the sending [`Side`] each on a line of their
+/// own; sides carry a bias. 3: the rings are byte rings of layout 2
+/// (`shmkit_ring::raw::BYTES_VERSION`: published by record header).
+pub const KIND_VERSION: u32 = 3;
 /// `"PIPE"` little-endian, the first word of [`Meta`].
 pub const MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 /// Most processes that may hold one end at once.

@@ -142,7 +142,7 @@ impl PipeShm {
             if let Some(r) = r {
                 let v: &AtomicU32 = seg.get(r.offset() + RING_VERSION)?;
                 // Relaxed: published by the segment's ready state, like the rest.
-                if v.load(Ordering::Relaxed) != shmkit_ring::raw::VERSION {
+                if v.load(Ordering::Relaxed) != shmkit_ring::raw::BYTES_VERSION {
                     return Err(corrupt("ring layout version"));
                 }
                 let tail: &AtomicU64 = seg.get(r.offset() + RING_TAIL)?;
@@ -213,13 +213,18 @@ impl PipeShm {
         })
     }
 
-    /// Whether ring `ring` has published records not yet consumed (read-only).
+    /// Whether ring `ring` has published records not yet consumed (read-only). A
+    /// consumer ahead of `tail` (it polls record headers; a sender died between a
+    /// header and its `tail` store) counts as nothing published.
     pub(crate) fn published(&self, ring: usize) -> bool {
         self.idx(ring).is_some_and(|(t, h)| {
             // Acquire (tail): pairs with the producer's Release store of `tail` in
             // `WriteRecord::commit`. Relaxed (head): a stale value only means we look
             // again.
-            t.load(Ordering::Acquire) != h.load(Ordering::Relaxed)
+            let d = t
+                .load(Ordering::Acquire)
+                .wrapping_sub(h.load(Ordering::Relaxed));
+            d != 0 && d <= self.cap
         })
     }
 
@@ -239,11 +244,12 @@ impl PipeShm {
         }
         let total = 8 + ((len as u64 + 7) & !7);
         let contig = self.cap - (tail & (self.cap - 1));
+        // Plus the header word after the record, which the ring keeps free (0).
         let need = if total <= contig {
             total
         } else {
             contig + total
-        };
+        } + 8;
         self.cap - used >= need
     }
 

@@ -1,18 +1,35 @@
 //! Variable-length byte records in a ring of bytes.
 //!
 //! A record is an 8-byte header word — payload length (bits 0..32), flags
-//! (bits 32..48), reserved (bits 48..64) — followed by the payload, padded to a
-//! multiple of 8. A record never wraps: when it does not fit before the end of the
-//! data area, the producer first writes a PAD record covering the rest, and the real
-//! record starts at offset 0. So every record is contiguous (readable in place) and
-//! at most half the data area ([`RingConfig::max_record_len`]), which guarantees that
-//! any record fits once the ring has drained, wherever the positions stand.
+//! (bits 32..48), reserved (bits 48..63, 0), valid (bit 63, 1) — followed by the
+//! payload, padded to a multiple of 8. A record never wraps: when it does not fit
+//! before the end of the data area, the producer first writes a PAD record covering
+//! the rest, and the real record starts at offset 0. So every record is contiguous
+//! (readable in place) and at most half the data area
+//! ([`RingConfig::max_record_len`]), which guarantees that any record fits once the
+//! ring has drained, wherever the positions stand.
 //!
-//! `tail` and `head` are monotonic byte positions, multiples of 8, with
-//! `0 <= tail - head <= capacity`; checked on every load of the other side's index.
-//! The consumer checks every header it reads (length within the ring, within the
-//! published bytes, a PAD exactly reaching the end) and reports [`Error::Corrupt`]
-//! otherwise.
+//! **Publication by header** (layout version 2). The consumer never reads `tail` to
+//! pop: it polls the header word at its own position (Acquire) — the line the record
+//! arrives on — so a message costs it one cache-line transfer, not two. A header
+//! word is 0 until the producer publishes the record there: it writes the payload
+//! (and, behind a PAD, the record header at offset 0), stores 0 at the header word
+//! *after* the record (stale bytes of an earlier lap there might look like a header),
+//! then stores the first header word of the unit (the record's, or the PAD's) with
+//! Release, then `tail` (Release; for attaches, `len`-style readiness checks of the
+//! layers above). So the producer keeps 8 bytes free beyond every record
+//! (`tail + total + 8 <= head + capacity`); the area starts zeroed (word 0 is 0).
+//! Invariant: the header word at the position after the last published record is 0.
+//!
+//! `tail` and `head` are monotonic byte positions, multiples of 8. The consumer may
+//! be ahead of the shared `tail` (a producer died between a header and its `tail`
+//! store), by less than a lap; otherwise `0 <= tail - head <= capacity`, checked on
+//! every load of the other side's index. A producer that takes over (exclusive
+//! attach, each shared operation, a serialized one after [`Producer::resync`])
+//! resumes after every unit published past `tail` and stores the repaired `tail`.
+//! The consumer checks every header it reads (valid bit, reserved bits 0, length
+//! within the ring, a PAD exactly reaching the end and followed by a record) and
+//! reports [`Error::Corrupt`] otherwise.
 //!
 //! **Ends.** An exclusive end (`attach`, [`new`]) claims its role in the header for
 //! its lifetime: one producer, one consumer, no atomic read-modify-write per record.
@@ -66,10 +83,78 @@ pub const WHOLE: u16 = FIRST | LAST;
 pub const PAD: u16 = 0x8000;
 
 const HDR: u64 = 8;
+/// Bit 63 of a header word: set in every published header (so that no header is 0,
+/// the value of "nothing published here yet").
+const VALID: u64 = 1 << 63;
 
 #[inline]
 const fn header_word(len: u64, flags: u16) -> u64 {
-    len | ((flags as u64) << 32)
+    len | ((flags as u64) << 32) | VALID
+}
+
+/// A header word decoded: (len, flags), or `None` for 0 (nothing published).
+///
+/// # Errors
+/// [`Error::Corrupt`] if the valid bit is missing or a reserved bit is set.
+#[inline(always)]
+fn decode(w: u64) -> Result<Option<(u64, u16)>> {
+    if w == 0 {
+        return Ok(None);
+    }
+    if w >> 48 != VALID >> 48 {
+        return Err(corrupt(
+            "record header without its valid bit, or reserved bits set",
+        ));
+    }
+    // Cast: bits 32..48.
+    Ok(Some((
+        w & 0xffff_ffff,
+        u16::try_from((w >> 32) & 0xffff).unwrap_or(0),
+    )))
+}
+
+/// The published unit at position `pos` (a PAD and the record after it count as
+/// one): `Ok(None)` if nothing is published there, else (position after the record,
+/// data-area offset of its payload, len, flags). Checks every header it reads.
+///
+/// The header word at `pos` must be 0 or published, which the producer guarantees
+/// for the position after its last record (see the module docs).
+#[inline(always)]
+fn unit_at(mem: &Mem, mask: u64, pos: u64) -> Result<Option<(u64, usize, usize, u16)>> {
+    let cap = mask + 1;
+    // Cast: masked below cap <= 2^40.
+    let off = us(pos & mask);
+    // Acquire: pairs with the producer's Release store of this header (`commit`): its
+    // payload (and, for a PAD, the record header at offset 0) are visible.
+    let Some((len, flags)) = decode(mem.hdr(off).load(Ordering::Acquire))? else {
+        return Ok(None);
+    };
+    let contig = cap - off as u64;
+    let (pos, off, len, flags) = if flags & PAD != 0 {
+        if total_of(len) != contig {
+            return Err(corrupt("padding record does not reach the end"));
+        }
+        // Relaxed: the producer stored it before the PAD (Release) that we loaded
+        // with Acquire above.
+        match decode(mem.hdr(0).load(Ordering::Relaxed))? {
+            Some((l, f)) if f & PAD == 0 => (pos.wrapping_add(contig), 0, l, f),
+            Some(_) => return Err(corrupt("two padding records in a row")),
+            None => return Err(corrupt("padding record without a record after it")),
+        }
+    } else {
+        (pos, off, len, flags)
+    };
+    let total = total_of(len);
+    if len > mem.cfg().max_record_len() as u64 || total > cap - off as u64 {
+        return Err(corrupt("record length out of range"));
+    }
+    // Cast: len <= max_record_len < 2^40.
+    Ok(Some((
+        pos.wrapping_add(total),
+        off + us(HDR),
+        us(len),
+        flags,
+    )))
 }
 
 #[inline]
@@ -152,6 +237,9 @@ struct End {
     mode: Mode,
     /// Serialized mode: `mine`/`theirs` were loaded (and checked) at least once.
     synced: bool,
+    /// Serialized producer: check the header word at `mine` on the next operation
+    /// (see [`Producer::resync`]).
+    verify: bool,
     me: OwnerId,
     liveness: Liveness,
 }
@@ -178,6 +266,7 @@ impl End {
             theirs: 0,
             mode,
             synced: false,
+            verify: false,
             me,
             liveness: Liveness::default(),
         };
@@ -200,15 +289,45 @@ impl End {
     }
 
     /// Loads both indices (ours authoritative from shared memory) and checks them.
+    /// A producer resumes after every record published past `tail` (by one that died
+    /// between its header and its `tail` store) and stores the repaired `tail`.
     fn load_both(&mut self, producer: bool) -> Result<()> {
         let h = self.mem.header();
         // Acquire (both): pair with the Release stores of the previous holders.
         let tail = h.tail.0.load(Ordering::Acquire);
         let head = h.head.0.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) > self.cap || (tail | head) % HDR != 0 {
+        // The consumer may be ahead of `tail` (it polls headers), by less than a lap.
+        if (tail.wrapping_sub(head) > self.cap && head.wrapping_sub(tail) > self.cap)
+            || (tail | head) % HDR != 0
+        {
             return Err(corrupt("byte ring indices out of range or unaligned"));
         }
-        (self.mine, self.theirs) = if producer { (tail, head) } else { (head, tail) };
+        if !producer {
+            (self.mine, self.theirs) = (head, tail);
+            return Ok(());
+        }
+        let mut p = if tail.wrapping_sub(head) <= self.cap {
+            tail
+        } else {
+            head
+        };
+        // The header word at `p` is 0 or published (see the module docs); at most a
+        // lap of published units.
+        while p.wrapping_sub(head) < self.cap {
+            match unit_at(&self.mem, self.mask, p)? {
+                Some((end, ..)) => p = end,
+                None => break,
+            }
+        }
+        if p.wrapping_sub(head) > self.cap - HDR {
+            return Err(corrupt("published records beyond a lap"));
+        }
+        if p != tail {
+            // Release: pairs with the Acquire loads of `tail` (attaches, readiness
+            // checks of the layers above).
+            h.tail.0.store(p, Ordering::Release);
+        }
+        (self.mine, self.theirs) = (p, head);
         Ok(())
     }
 
@@ -239,7 +358,16 @@ impl End {
                     // exact, theirs an older (conservative) value of a monotonic index.
                     self.load_both(producer)?;
                     self.synced = true;
+                } else if producer && self.verify {
+                    // Another handle may have published at our position and died
+                    // before moving `tail`: a nonzero header there says so.
+                    // Relaxed: a hint; `load_both` re-reads it with Acquire.
+                    let w = self.mem.hdr(us(self.mine & self.mask));
+                    if w.load(Ordering::Relaxed) != 0 {
+                        self.load_both(true)?;
+                    }
                 }
+                self.verify = false;
                 Ok(())
             }
         }
@@ -319,7 +447,11 @@ macro_rules! attach_fns {
             /// robust mutex in the same segment) from before it starts an operation
             /// (`reserve`, `try_push*`, `peek`, `try_pop*`) until the
             /// [`WriteRecord`] / [`ReadRecord`] is gone. Otherwise two handles could
-            /// write the same bytes concurrently.
+            /// write the same bytes concurrently. A producer handle must be told
+            /// [`Producer::resync`] before its next operation whenever another
+            /// handle may have operated since its last one and died inside it
+            /// (between a record header and its `tail` store); otherwise it could
+            /// overwrite that published record.
             #[cfg(not(shmkit_loom))]
             pub unsafe fn attach_serialized(
                 seg: &shmkit_segment::Segment,
@@ -474,19 +606,15 @@ impl Producer {
             return Err(Error::TooLarge { len, max });
         }
         self.e.begin(true)?;
-        match self.place(len as u64) {
-            Ok((start, off)) => {
-                let hdr = header_word(len as u64, flags);
-                // SAFETY: bytes off..off+total are free (checked by `place`) and
-                // unpublished: only this producer accesses them until `commit`.
-                unsafe { self.e.mem.write(0, off, &hdr.to_ne_bytes()) };
-                Ok(WriteRecord {
-                    p: self,
-                    start,
-                    off: off + us(HDR),
-                    len,
-                })
-            }
+        match self.place(len as u64, flags) {
+            Ok((start, off, pub_off, pub_word)) => Ok(WriteRecord {
+                p: self,
+                start,
+                off: off + us(HDR),
+                len,
+                pub_off,
+                pub_word,
+            }),
             Err(e) => {
                 self.e.end(true);
                 Err(e)
@@ -494,9 +622,22 @@ impl Producer {
         }
     }
 
-    /// Finds room for a record of `len` bytes, writing a PAD record first if it must
-    /// wrap. Returns (position after any pad, data-area offset of the record header).
-    fn place(&mut self, len: u64) -> Result<(u64, usize)> {
+    /// Serialized end: makes the next operation check, before it writes, whether
+    /// another handle published a record at this handle's position and died before
+    /// moving `tail` (one load of the header word there, on the line the operation
+    /// writes anyway), and resume after it. Call it whenever another handle may have
+    /// operated since this one's last operation; a no-op for other ends, which
+    /// check on attach (exclusive) or on every operation (shared).
+    pub fn resync(&mut self) {
+        self.e.verify = true;
+    }
+
+    /// Finds room for a record of `len` bytes (plus the next header word, kept 0),
+    /// writes everything of it but the publishing header word: a PAD first if it
+    /// must wrap (then the record header at offset 0 now, the PAD at commit), and 0
+    /// at the header word after it. Returns (position of the record header, its
+    /// data-area offset, offset and value of the word `commit` publishes).
+    fn place(&mut self, len: u64, flags: u16) -> Result<(u64, usize, usize, u64)> {
         let e = &mut self.e;
         let total = total_of(len);
         let off = e.mine & e.mask;
@@ -505,7 +646,7 @@ impl Producer {
             total
         } else {
             contig + total
-        };
+        } + HDR;
         if e.cap - e.mine.wrapping_sub(e.theirs) < need {
             // Acquire: pairs with the consumer's Release store of `head`: its reads of
             // the freed bytes happen before our writes.
@@ -518,17 +659,27 @@ impl Producer {
                 return Err(Error::Full(()));
             }
         }
-        let mut start = e.mine;
-        let mut off = off;
-        if total > contig {
-            let pad = header_word(contig - HDR, PAD);
-            // Cast (off): < cap <= 2^40.
-            // SAFETY: free, unpublished bytes (checked above); only we write them.
-            unsafe { e.mem.write(0, us(off), &pad.to_ne_bytes()) };
-            start = start.wrapping_add(contig);
-            off = 0;
-        }
-        Ok((start, us(off)))
+        let hdr = header_word(len, flags);
+        let (start, rec_off, pub_word) = if total <= contig {
+            (e.mine, off, hdr)
+        } else {
+            // Relaxed: published by the Release store of the PAD in `commit`; the
+            // word is free (checked above).
+            e.mem.hdr(0).store(hdr, Ordering::Relaxed);
+            (
+                e.mine.wrapping_add(contig),
+                0,
+                header_word(contig - HDR, PAD),
+            )
+        };
+        // The header word after the record: free (`need` counted it), and it must
+        // read 0 until a record is published there — stale bytes of an earlier lap
+        // may look like a header. Relaxed: published by the Release in `commit`.
+        e.mem
+            .hdr(us((rec_off + total) & e.mask))
+            .store(0, Ordering::Relaxed);
+        // Casts: < cap <= 2^40.
+        Ok((start, us(rec_off), us(off), pub_word))
     }
 }
 
@@ -547,6 +698,10 @@ pub struct WriteRecord<'a> {
     /// Data-area offset of the payload.
     off: usize,
     len: usize,
+    /// Data-area offset of the word `commit` publishes (the record header, or the
+    /// PAD in front of it), and its value.
+    pub_off: usize,
+    pub_word: u64,
 }
 
 impl WriteRecord<'_> {
@@ -582,10 +737,17 @@ impl WriteRecord<'_> {
     /// Publishes the record.
     pub fn commit(self) {
         let e = &mut self.p.e;
+        // Release: pairs with the consumer's Acquire load of this header word
+        // (`unit_at`): the payload, the record header after a PAD and the zeroed
+        // next header word are written before it reads them.
+        e.mem
+            .hdr(self.pub_off)
+            .store(self.pub_word, Ordering::Release);
         e.mine = self.start.wrapping_add(total_of(self.len as u64));
-        debug_assert!(e.mine.wrapping_sub(e.theirs) <= e.cap && e.mine % HDR == 0);
-        // Release: pairs with the consumer's Acquire load of `tail`: the header and
-        // payload writes happen before its reads.
+        debug_assert!(e.mine.wrapping_sub(e.theirs) <= e.cap - HDR && e.mine % HDR == 0);
+        // Release: pairs with the Acquire loads of `tail` by attaches and by the
+        // readiness checks of the layers above (the consumer's pops do not read it,
+        // so this line stays in our cache).
         e.mem.header().tail.0.store(e.mine, Ordering::Release);
         e.end(true);
         std::mem::forget(self);
@@ -612,60 +774,18 @@ impl Consumer {
         role::holder_alive(self.e.word(true))
     }
 
-    /// Finds the next record: skips a PAD, validates the header. Returns (position
-    /// after the record, data-area offset of its payload, len, flags).
+    /// Finds the next record by polling the header word at our position (never
+    /// `tail`): skips a PAD, validates the header. Returns (position after the
+    /// record, data-area offset of its payload, len, flags).
+    #[inline]
     fn next(&mut self) -> Result<(u64, usize, usize, u16)> {
-        let e = &mut self.e;
-        let mut pos = e.mine;
-        for _ in 0..2 {
-            if e.theirs == pos {
-                // Acquire: pairs with the producer's Release store of `tail`.
-                let tail = e.mem.header().tail.0.load(Ordering::Acquire);
-                if tail.wrapping_sub(e.mine) > e.cap || tail % HDR != 0 {
-                    return Err(corrupt("producer index out of range"));
-                }
-                e.theirs = tail;
-                if tail == pos {
-                    if pos != e.mine {
-                        // Only a PAD was published: consume it now.
-                        e.mine = pos;
-                        // Release: pairs with the producer's Acquire load of `head`.
-                        e.mem.header().head.0.store(pos, Ordering::Release);
-                    }
-                    return Err(Error::Empty);
-                }
-            }
-            let avail = e.theirs.wrapping_sub(pos);
-            // Cast: masked below cap <= 2^40.
-            let off = us(pos & e.mask);
-            // SAFETY: `pos < tail`, both multiples of 8: a published header word that
-            // the producer does not touch until we move `head` past it.
-            let w = unsafe { e.mem.read_word(0, off) };
-            let len = w & 0xffff_ffff;
-            // Cast: bits 32..48.
-            let flags = u16::try_from((w >> 32) & 0xffff).unwrap_or(0);
-            let total = total_of(len);
-            let contig = e.cap - off as u64;
-            if flags & PAD != 0 {
-                if total != contig || total > avail {
-                    return Err(corrupt("padding record does not reach the end"));
-                }
-                pos = pos.wrapping_add(total);
-                continue;
-            }
-            if len > e.mem.cfg().max_record_len() as u64 || total > contig || total > avail {
-                return Err(corrupt("record length out of range"));
-            }
-            // Cast: len <= max_record_len < 2^40.
-            return Ok((pos.wrapping_add(total), off + us(HDR), us(len), flags));
-        }
-        Err(corrupt("two padding records in a row"))
+        unit_at(&self.e.mem, self.e.mask, self.e.mine)?.ok_or(Error::Empty)
     }
 
     fn finish(&mut self, to: u64) {
         let e = &mut self.e;
         e.mine = to;
-        debug_assert!(e.theirs.wrapping_sub(e.mine) <= e.cap && e.mine % HDR == 0);
+        debug_assert!(e.mine % HDR == 0);
         // Release: pairs with the producer's Acquire load of `head`: our reads of the
         // record happen before it overwrites the bytes.
         e.mem.header().head.0.store(to, Ordering::Release);

@@ -14,9 +14,13 @@ use std::sync::Arc;
 
 /// `"SHRG"` little-endian: the first word of every ring header.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SHRG");
-/// Layout version of the ring header and of the MPMC and byte rings' data areas
-/// (see `docs/ring.md`); SPSC rings carry [`SPSC_VERSION`] instead.
+/// Layout version of the ring header and of the MPMC ring's data area (see
+/// `docs/ring.md`); SPSC rings carry [`SPSC_VERSION`], byte rings [`BYTES_VERSION`].
 pub const VERSION: u32 = 1;
+/// Layout version of a byte ring (header as [`VERSION`]; since version 2 a record
+/// header word carries a valid bit (63), and the word after the last published
+/// record is kept 0, so that the consumer polls headers instead of `tail`).
+pub const BYTES_VERSION: u32 = 2;
 /// Layout version of an SPSC ring (header as [`VERSION`], plus a sequence word in
 /// front of every slot since version 2).
 pub const SPSC_VERSION: u32 = 2;
@@ -62,7 +66,8 @@ pub const fn spsc_slot_layout(slot_size: usize) -> SpscSlotLayout {
 pub(crate) const fn version_of(kind: RingKind) -> u32 {
     match kind {
         RingKind::Spsc => SPSC_VERSION,
-        _ => VERSION,
+        RingKind::Bytes => BYTES_VERSION,
+        RingKind::Mpmc => VERSION,
     }
 }
 /// Bytes of [`RingHeader`].
@@ -274,7 +279,16 @@ impl Mem {
             RingKind::Mpmc | RingKind::Spsc => {
                 (cfg.capacity(), cfg.capacity() * cfg.slot_size() / 8)
             }
-            RingKind::Bytes => (0, cfg.capacity() / 8),
+            // Under loom, a byte ring's header words are the `stamp`s of one heap
+            // `SlotCtl` per data word (see `Mem::hdr`).
+            RingKind::Bytes => (
+                if cfg!(shmkit_loom) {
+                    cfg.capacity() / 8
+                } else {
+                    0
+                },
+                cfg.capacity() / 8,
+            ),
         };
         let heap = Arc::new(Heap {
             header: RingHeader::new(),
@@ -392,7 +406,14 @@ impl Mem {
     /// Writes every MPMC slot's initial stamp (position i, EMPTY) and a free owner,
     /// or every SPSC slot's initial sequence (`i + 1 - capacity`: "position
     /// `i - capacity` was published here", a virtual lap before the first).
+    ///
+    /// A byte ring: the header word at position 0 is 0 ("nothing published").
     fn init_slots(&self) {
+        if self.cfg.kind() == RingKind::Bytes {
+            // Relaxed: published by the Release store of the header's magic.
+            self.hdr(0).store(0, Ordering::Relaxed);
+            return;
+        }
         if self.cfg.kind() == RingKind::Spsc {
             let cap = self.cfg.cap_u64();
             for i in 0..self.cfg.capacity() {
@@ -461,6 +482,41 @@ impl Mem {
         unsafe { &*p.cast::<AtomicU64>() }
     }
 
+    /// The byte ring's 8-byte header word at data-area offset `off` (a multiple of 8),
+    /// as an atomic: the consumer polls it while the producer publishes it. The same
+    /// bytes are payload at other times (accessed by `write`/`read`, never
+    /// concurrently with an atomic access: the ring protocol orders them).
+    ///
+    /// # Panics
+    /// If `off` is unaligned or out of bounds (callers mask it: a panic is a bug).
+    #[inline(always)]
+    pub(crate) fn hdr(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(self.cfg.kind() == RingKind::Bytes);
+        assert!(
+            off % 8 == 0,
+            "unaligned byte-ring header (a bug in shmkit-ring)"
+        );
+        let w = self.word(0, off, 8);
+        #[cfg(not(shmkit_loom))]
+        {
+            // SAFETY: `word` checked that the 8 bytes lie in the data area.
+            let p = unsafe { self.data.as_ptr().add(w) };
+            // SAFETY: 8-aligned (the area is 128-aligned, `off` a multiple of 8), in
+            // bounds, valid for the ring's lifetime; `UnsafeCell<u64>` (repr
+            // transparent) and `AtomicU64` have the same layout, and an atomic u64 is
+            // valid for every bit pattern.
+            unsafe { &*p.cast::<AtomicU64>() }
+        }
+        #[cfg(shmkit_loom)]
+        {
+            // SAFETY: word `w` < capacity / 8 = the number of heap `SlotCtl`s (loom
+            // rings live on the heap), `ctl_stride` apart.
+            let p = unsafe { self.ctl.as_ptr().add(w * self.ctl_stride) };
+            // SAFETY: an aligned, live `SlotCtl` (see above).
+            unsafe { &(*p.cast::<SlotCtl>()).stamp }
+        }
+    }
+
     /// Word index of logical byte `off` of slot `slot`; checks it is in bounds.
     #[inline(always)]
     fn word(&self, slot: usize, off: usize, len: usize) -> usize {
@@ -501,6 +557,13 @@ impl Mem {
                 let cell = unsafe { &*self.data.as_ptr().add(w + k) };
                 // SAFETY: exclusive per the caller's contract; loom checks it.
                 cell.with_mut(|p| unsafe { *p = u64::from_ne_bytes(b) });
+                if self.cfg.kind() == RingKind::Bytes {
+                    // A byte ring's payload and header words are the same memory: let
+                    // a header poll of this word see the payload (stale bytes that
+                    // may look like a header). Relaxed: only the aliasing matters.
+                    self.hdr(off + k * 8)
+                        .store(u64::from_ne_bytes(b), Ordering::Relaxed);
+                }
             }
         }
     }
@@ -536,18 +599,6 @@ impl Mem {
                 chunk.copy_from_slice(&v.to_ne_bytes()[..chunk.len()]);
             }
         }
-    }
-
-    /// Reads the 8-byte word at logical byte `off` of slot `slot` (byte-ring headers).
-    ///
-    /// # Safety
-    /// As [`Mem::read`].
-    #[inline]
-    pub(crate) unsafe fn read_word(&self, slot: usize, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        // SAFETY: forwarded from the caller.
-        unsafe { self.read(slot, off, &mut b) };
-        u64::from_ne_bytes(b)
     }
 
     /// A raw pointer to byte `off` of slot `slot`, for zero-copy access of `len` bytes.

@@ -158,3 +158,128 @@ fn corrupt_headers_are_errors() {
     );
     assert!(matches!(rx.try_pop_vec(), Err(Error::Corrupt { .. })));
 }
+
+/// A valid header word (layout version 2: valid bit 63) for a record of `len`
+/// payload bytes with `flags`.
+fn header_like(len: u64, flags: u64) -> [u8; 8] {
+    (len | (flags << 32) | (1 << 63)).to_ne_bytes()
+}
+
+#[test]
+fn payload_that_looks_like_a_header_is_never_read_as_one() {
+    let (mut tx, mut rx) = bytes::new(&RingConfig::bytes(64).unwrap()).unwrap();
+    // Words that are valid headers at any position: a whole 8-byte record, a PAD that
+    // reaches the end from offset 40, an empty record.
+    let mut payload = Vec::new();
+    payload.extend(header_like(8, 3));
+    payload.extend(header_like(16, 0x8000));
+    payload.extend(header_like(0, 3));
+    let small = header_like(0, 1);
+    // Sizes 32 and 8/16 bytes shift the positions every lap, so that the consumer's
+    // next position keeps landing on stale payload words of earlier records.
+    for round in 0..40usize {
+        tx.try_push(&payload[..8 * (1 + round % 3)]).unwrap();
+        assert_eq!(rx.try_pop_vec().unwrap().0, &payload[..8 * (1 + round % 3)]);
+        assert!(
+            matches!(rx.try_pop_vec(), Err(Error::Empty)),
+            "round {round}"
+        );
+        let s = &small[..8 * (round % 2)];
+        tx.try_push(s).unwrap();
+        assert_eq!(rx.try_pop_vec().unwrap().0, s);
+        assert!(
+            matches!(rx.try_pop_vec(), Err(Error::Empty)),
+            "round {round}"
+        );
+    }
+}
+
+/// A producer "killed" between publishing a record's header and storing `tail`
+/// (simulated by putting the old `tail` back): the consumer gets the record, and a
+/// successor producer resumes after it — whether the consumer took it already (and
+/// is ahead of `tail`) or not, with or without a PAD in front of the record.
+#[test]
+fn successor_producer_resumes_after_a_record_published_without_tail() {
+    use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
+    for consumed_first in [false, true] {
+        for fill in 0..8usize {
+            let cfg = RingConfig::bytes(64).unwrap();
+            let mut l = Layout::new();
+            let region = cfg.add_to(&mut l).unwrap();
+            let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+            bytes::init(&seg, region, &cfg).unwrap();
+            let tail: &AtomicU64 = seg
+                .get(region.offset() + shmkit_ring::raw::TAIL_OFFSET)
+                .unwrap();
+            let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
+            let mut tx = bytes::Producer::attach(&seg, region).unwrap();
+            // Move the positions around so the cut record sometimes wraps (PAD).
+            for k in 0..fill {
+                tx.try_push(&vec![7u8; k * 3]).unwrap();
+                rx.try_pop_vec().unwrap();
+            }
+            let before = tail.load(Ordering::Relaxed);
+            tx.try_push(b"cut short").unwrap();
+            tail.store(before, Ordering::Relaxed);
+            drop(tx);
+            if consumed_first {
+                assert_eq!(rx.try_pop_vec().unwrap().0, b"cut short");
+            }
+            let mut tx = bytes::Producer::attach(&seg, region).unwrap();
+            assert_ne!(
+                tail.load(Ordering::Relaxed),
+                before,
+                "tail repaired on attach"
+            );
+            tx.try_push(b"next").unwrap();
+            if !consumed_first {
+                assert_eq!(rx.try_pop_vec().unwrap().0, b"cut short");
+            }
+            assert_eq!(rx.try_pop_vec().unwrap().0, b"next");
+            assert!(matches!(rx.try_pop_vec(), Err(Error::Empty)));
+            for k in 0..20u8 {
+                tx.try_push(&[k; 13]).unwrap();
+                assert_eq!(rx.try_pop_vec().unwrap().0, [k; 13]);
+            }
+        }
+    }
+}
+
+/// As above with serialized handles: one "dies" between header and `tail`; another,
+/// whose cached position is that `tail`, resumes after the record once told to
+/// `resync` (a pipe does so whenever it took its message lock).
+#[test]
+fn serialized_producer_resyncs_after_a_dead_handle() {
+    use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
+    let cfg = RingConfig::bytes(128).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    bytes::init(&seg, region, &cfg).unwrap();
+    let tail: &AtomicU64 = seg
+        .get(region.offset() + shmkit_ring::raw::TAIL_OFFSET)
+        .unwrap();
+    let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
+    // SAFETY: both handles are used by this thread only, one operation at a time.
+    let mut a = unsafe { bytes::Producer::attach_serialized(&seg, region) }.unwrap();
+    // SAFETY: as above.
+    let mut b = unsafe { bytes::Producer::attach_serialized(&seg, region) }.unwrap();
+    for round in 0..12u8 {
+        a.try_push(&[round; 5]).unwrap();
+        let before = tail.load(Ordering::Relaxed);
+        b.try_push(&[round; 11]).unwrap();
+        tail.store(before, Ordering::Relaxed);
+        if round % 2 == 1 {
+            assert_eq!(rx.try_pop_vec().unwrap().0, [round; 5]);
+            assert_eq!(rx.try_pop_vec().unwrap().0, [round; 11]);
+        }
+        a.resync();
+        a.try_push(&[round; 3]).unwrap();
+        if round % 2 == 0 {
+            assert_eq!(rx.try_pop_vec().unwrap().0, [round; 5]);
+            assert_eq!(rx.try_pop_vec().unwrap().0, [round; 11]);
+        }
+        assert_eq!(rx.try_pop_vec().unwrap().0, [round; 3]);
+        assert!(matches!(rx.try_pop_vec(), Err(Error::Empty)));
+    }
+}

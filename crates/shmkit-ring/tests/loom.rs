@@ -349,12 +349,12 @@ fn bytes_shared_producers() {
 
 /// Two serialized producer handles taking turns under a lock of the caller's (as a
 /// pipe's message lock), the second one's cached view of the consumer's index older
-/// than the first one's pushes, in a ring small enough to wrap: records arrive
-/// whole and in order.
+/// than the first one's pushes, in a ring small enough to wrap (with a PAD, in
+/// either order of the last two pushes): records arrive whole and in order.
 #[test]
 fn bytes_serialized_producers_under_a_lock() {
     loom::model(|| {
-        let (tx, mut rx) = bytes::new(&RingConfig::bytes(32).unwrap()).unwrap();
+        let (tx, mut rx) = bytes::new(&RingConfig::bytes(64).unwrap()).unwrap();
         // SAFETY: both handles push only while holding `lock`; the exclusive `tx`
         // is dropped before either is used.
         let a = unsafe { tx.new_serialized() }.unwrap();
@@ -364,7 +364,7 @@ fn bytes_serialized_producers_under_a_lock() {
         let lock = loom::sync::Arc::new(loom::sync::Mutex::new((a, b)));
         let l2 = loom::sync::Arc::clone(&lock);
         let t = thread::spawn(move || {
-            for m in [&b"abcdefgh"[..], b"x"] {
+            for m in [&b"abcdefghijklmnopqrstuvwx"[..], b"x"] {
                 loop {
                     let mut g = l2.lock().unwrap();
                     if g.0.try_push(m).is_ok() {
@@ -375,10 +375,10 @@ fn bytes_serialized_producers_under_a_lock() {
                 }
             }
         });
-        assert_eq!(pop_bytes(&mut rx), b"abcdefgh");
+        assert_eq!(pop_bytes(&mut rx), b"abcdefghijklmnopqrstuvwx");
         loop {
             let mut g = lock.lock().unwrap();
-            if g.1.try_push(b"12345678").is_ok() {
+            if g.1.try_push(b"1234567890123456").is_ok() {
                 break;
             }
             drop(g);
@@ -386,7 +386,33 @@ fn bytes_serialized_producers_under_a_lock() {
         }
         let mut got = vec![pop_bytes(&mut rx), pop_bytes(&mut rx)];
         got.sort();
-        assert_eq!(got, [b"12345678".to_vec(), b"x".to_vec()]);
+        assert_eq!(got, [b"1234567890123456".to_vec(), b"x".to_vec()]);
         t.join().unwrap();
+    });
+}
+
+/// The consumer polls record headers (never `tail`) in a 32-byte ring that wraps,
+/// with payloads that are valid header words: at the second lap the consumer's next
+/// position holds such stale payload, which the producer zeroes before publishing
+/// the record in front of it, so it is never taken for a record.
+#[test]
+fn bytes_header_polling_with_wrap_and_header_like_payload() {
+    loom::model(|| {
+        let (mut tx, mut rx) = bytes::new(&RingConfig::bytes(32).unwrap()).unwrap();
+        // A valid header word (valid bit 63; flags WHOLE; len 0) as payload.
+        const FAKE: [u8; 8] = ((1u64 << 63) | (3 << 32)).to_ne_bytes();
+        let msgs: [&[u8]; 4] = [b"", &FAKE, b"", &FAKE];
+        let p = thread::spawn(move || {
+            for m in msgs {
+                while tx.try_push(m).is_err() {
+                    thread::yield_now();
+                }
+            }
+        });
+        for m in msgs {
+            assert_eq!(pop_bytes(&mut rx), m);
+        }
+        p.join().unwrap();
+        assert!(matches!(rx.try_pop_vec(), Err(Error::Empty)));
     });
 }

@@ -137,12 +137,13 @@ proptest! {
                     };
                     match r {
                         Ok(()) => {
-                            prop_assert!(len <= max && need <= cap - used);
+                            // `need + 8`: the header word after the record stays free.
+                            prop_assert!(len <= max && need + 8 <= cap - used);
                             tail += need; used += need;
                             model.push_back((msg, flags, need));
                         }
                         Err(Error::TooLarge { .. }) => prop_assert!(len > max),
-                        Err(Error::Full(())) => prop_assert!(len <= max && need > cap - used),
+                        Err(Error::Full(())) => prop_assert!(len <= max && need + 8 > cap - used),
                         Err(e) => prop_assert!(false, "{e}"),
                     }
                 }
