@@ -343,16 +343,25 @@ fn block<R>(
     // get that found the queue empty for a moment halved its budget, so a steady
     // stream of items drove consumers into sleeping (a FUTEX_WAIT and a FUTEX_WAKE
     // per short gap).
-    let mut spun = futex::spin_until(deadline, || ready() || ctl.is_closed());
-    let mut thorough = false;
-    loop {
+    let spun = futex::spin_until(deadline, || ready() || ctl.is_closed());
+    if spun {
         if let Some(r) = attempt()? {
-            if !spun {
-                futex::note_slept(started);
-            }
             return Ok(r);
         }
-        spun = false;
+    }
+    // A failed spin has just checked `ready()`: announce ourselves straight away (one
+    // attempt less per sleep; the re-check below follows at once). After a wake-up
+    // the attempt comes first, so a change that woke us costs no announcement.
+    let mut announce_first = true;
+    let mut thorough = false;
+    loop {
+        if !announce_first {
+            if let Some(r) = attempt()? {
+                futex::note_slept(started);
+                return Ok(r);
+            }
+        }
+        announce_first = false;
         let key = ec.prepare();
         // Re-check after announcing ourselves: either this sees the peer's change or
         // the peer's notify_all sees our WAITERS bit (Dekker through SeqCst fences).
