@@ -545,7 +545,7 @@ impl Mem {
             let p = unsafe { p.add(off % 8) };
             // SAFETY: in bounds (checked), `src` is local memory so no overlap; the
             // caller holds exclusive access per the ring protocol.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+            unsafe { copy_bytes(src.as_ptr(), p, src.len()) };
         }
         #[cfg(shmkit_loom)]
         {
@@ -586,7 +586,7 @@ impl Mem {
             let p = unsafe { p.add(off % 8) };
             // SAFETY: in bounds (checked); `dst` is local memory, no overlap; the
             // caller's protocol keeps writers away.
-            unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+            unsafe { copy_bytes(p, dst.as_mut_ptr(), dst.len()) };
         }
         #[cfg(shmkit_loom)]
         {
@@ -645,4 +645,28 @@ fn check_place(ptr: NonNull<u8>, len: usize, need: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `copy_nonoverlapping` of `len` bytes, with the common small item sizes (8, 16, 24,
+/// 32 bytes) as constant-length copies the compiler turns into a few moves, instead
+/// of a `memmove` call per item (measured: ~10% of an 8-byte SPSC transfer).
+///
+/// # Safety
+/// As [`std::ptr::copy_nonoverlapping`]: `src` readable and `dst` writable for `len`
+/// bytes, the two ranges disjoint.
+#[cfg(not(shmkit_loom))]
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    match len {
+        // SAFETY: forwarded from the caller, with `len` equal to the constant.
+        8 => unsafe { std::ptr::copy_nonoverlapping(src, dst, 8) },
+        // SAFETY: as above.
+        16 => unsafe { std::ptr::copy_nonoverlapping(src, dst, 16) },
+        // SAFETY: as above.
+        24 => unsafe { std::ptr::copy_nonoverlapping(src, dst, 24) },
+        // SAFETY: as above.
+        32 => unsafe { std::ptr::copy_nonoverlapping(src, dst, 32) },
+        // SAFETY: forwarded from the caller.
+        _ => unsafe { std::ptr::copy_nonoverlapping(src, dst, len) },
+    }
 }
