@@ -336,7 +336,6 @@ fn block<R>(
     if deadline.is_expired() {
         return Err(on_timeout());
     }
-    let started = futex::now();
     // Whether the spin caught the change: then the attempt right after it succeeding
     // is a wait that did not sleep, which must not shrink the spin budget (as in
     // shmkit-sync's Event: `note_slept` only once the spin has failed). Before, every
@@ -357,7 +356,7 @@ fn block<R>(
     loop {
         if !announce_first {
             if let Some(r) = attempt()? {
-                futex::note_slept(started);
+                futex::note_wait_end();
                 return Ok(r);
             }
         }
@@ -366,7 +365,7 @@ fn block<R>(
         // Re-check after announcing ourselves: either this sees the peer's change or
         // the peer's notify_all sees our WAITERS bit (Dekker through SeqCst fences).
         if let Some(r) = attempt()? {
-            futex::note_slept(started);
+            futex::note_wait_end();
             return Ok(r);
         }
         // Disconnection before the deadline: a blocking call with nobody left

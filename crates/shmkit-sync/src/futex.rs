@@ -82,6 +82,8 @@ mod adapt {
         static GAP: Cell<u32> = const { Cell::new(super::PROBE_EVERY) };
         /// Whether the current spin is a probe.
         static PROBING: Cell<bool> = const { Cell::new(false) };
+        /// When the current wait's spin started (0: it did not spin).
+        static SPIN_START: Cell<u64> = const { Cell::new(0) };
         /// Whether the current wait has slept in the kernel.
         static SLEPT: Cell<bool> = const { Cell::new(false) };
     }
@@ -90,9 +92,15 @@ mod adapt {
         BUDGET.with(Cell::get)
     }
 
-    /// Start of a wait: nothing slept yet.
+    /// Start of a wait: nothing slept yet, no spin timed yet.
     pub(super) fn begin() {
         SLEPT.with(|c| c.set(false));
+        SPIN_START.with(|c| c.set(0));
+    }
+
+    /// The current wait's spin started at `t` (a clock reading).
+    pub(super) fn spin_started(t: u64) {
+        SPIN_START.with(|c| c.set(t));
     }
 
     /// The current wait sleeps in the kernel.
@@ -100,12 +108,21 @@ mod adapt {
         SLEPT.with(|c| c.set(true));
     }
 
-    /// The wait that started at `started` has ended at `now`: adapt the budget.
-    pub(super) fn finish(started: u64, now: u64) {
+    /// The current wait has ended: a sleep halves the budget; otherwise the wait's
+    /// length since `started` (0: since its spin started; no spin, no change) raises it.
+    pub(super) fn finish(started: u64) {
         if SLEPT.with(Cell::get) {
             set(budget() / 2);
+            return;
+        }
+        let started = if started == 0 {
+            SPIN_START.with(Cell::get)
         } else {
-            set(budget().max(now.saturating_sub(started).saturating_mul(2)));
+            started
+        };
+        if started != 0 {
+            let t = shmkit_segment::shim::time::now_nanos().saturating_sub(started);
+            set(budget().max(t.saturating_mul(2)));
         }
     }
 
@@ -186,6 +203,7 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
             return false;
         }
         let start = now_nanos();
+        adapt::spin_started(start);
         let end = start.saturating_add(budget).min(deadline.as_nanos());
         while now_nanos() < end {
             for _ in 0..16 {
@@ -212,7 +230,16 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
 pub fn note_slept(started: u64) {
     let _ = started;
     #[cfg(not(shmkit_loom))]
-    adapt::finish(started, now());
+    adapt::finish(started.max(1));
+}
+
+/// [`note_slept`] without a caller's timestamp: the wait is timed from the start of
+/// its spin (no clock reading when it slept, or when the budget was zero and it did
+/// not spin). For hot blocking paths.
+#[inline]
+pub fn note_wait_end() {
+    #[cfg(not(shmkit_loom))]
+    adapt::finish(0);
 }
 
 /// A timestamp for [`note_slept`] (0 under loom).
@@ -441,6 +468,42 @@ mod tests {
         let _ = wait(&word, 1, Deadline::NEVER);
         note_slept(started);
         assert!(spin_budget() < Duration::from_micros(39));
+    }
+
+    #[test]
+    fn note_wait_end_times_the_wait_from_its_spin() {
+        let word = AtomicU32::new(0);
+        for _ in 0..40 {
+            assert!(!spin_until(Deadline::NEVER, || false));
+            let _ = wait(&word, 1, Deadline::NEVER);
+            note_wait_end();
+        }
+        assert_eq!(spin_budget(), MIN_SPIN);
+        // Without a spin (zero budget) and without a sleep: nothing to learn from.
+        let probe = (0..2).any(|_| {
+            let t0 = now();
+            let _ = spin_until(Deadline::NEVER, || false);
+            let spun = now() - t0 > 1_000;
+            note_wait_end();
+            spun
+        });
+        if !probe {
+            assert_eq!(spin_budget(), MIN_SPIN);
+        }
+        // A probe spin (full budget, failed) then a re-check that succeeds without
+        // sleeping: the wait lasted about MAX_SPIN, so the budget rises.
+        for _ in 0..=16 * PROBE_EVERY {
+            let t0 = now();
+            assert!(!spin_until(Deadline::NEVER, || false));
+            if now() - t0 > 1_000 {
+                note_wait_end();
+                assert!(spin_budget() >= MAX_SPIN / 2, "{:?}", spin_budget());
+                return;
+            }
+            let _ = wait(&word, 1, Deadline::NEVER);
+            note_wait_end();
+        }
+        panic!("no probe within 16 * PROBE_EVERY waits");
     }
 
     #[test]
