@@ -51,23 +51,7 @@ fn killed_consumers_never_duplicate_and_lose_at_most_their_claim() {
             0
         })
     };
-    let consume = |q: &mpmc::Mpmc| -> Option<i32> {
-        match q.try_pop::<u64>() {
-            Ok(v) => {
-                // AcqRel: reserves a log entry; pairs with the parent's Acquire load.
-                let at = sh.word(0).fetch_add(1, Ordering::AcqRel);
-                // Release: pairs with the parent's Acquire load of the entry.
-                sh.word(log0 + usize::try_from(at).unwrap())
-                    .store(v + 1, Ordering::Release);
-                None
-            }
-            Err(Error::Empty) => None,
-            Err(e) => {
-                eprintln!("pop failed: {e}");
-                Some(2)
-            }
-        }
-    };
+    let consume = |q: &mpmc::Mpmc| log_pop(&sh, log0, q.try_pop::<u64>());
     for k in 0..KILLS {
         let child = {
             let mut q = q.clone();
@@ -80,16 +64,7 @@ fn killed_consumers_never_duplicate_and_lose_at_most_their_claim() {
                 }
             })
         };
-        let start = sh.load(0);
-        let at = start + 100 + (k * 89) % 900;
-        wait_until(Duration::from_secs(30), "consumer progress", || {
-            assert_running(child, "consumer");
-            assert_running(producer, "producer");
-            sh.load(0) >= at
-        });
-        kill(child);
-        let st = wait(child, Duration::from_secs(30));
-        assert!(libc::WIFSIGNALED(st), "consumer {k} was killed");
+        kill_after_progress(&sh, k, child, producer);
     }
     // Release: pairs with the producer's Acquire load.
     sh.word(2).store(1, Ordering::Release);
@@ -105,26 +80,7 @@ fn killed_consumers_never_duplicate_and_lose_at_most_their_claim() {
     assert!(q.try_pop::<u64>().is_err(), "items after the drain");
     wait_ok(producer, Duration::from_secs(30));
 
-    let n = usize::try_from(sh.load(0)).unwrap();
-    let pushed = sh.load(1) - 1;
-    let mut seen = vec![false; usize::try_from(pushed).unwrap()];
-    let mut last = None;
-    let mut unwritten = 0;
-    for i in 0..n {
-        let e = sh.load(log0 + i);
-        if e == 0 {
-            unwritten += 1;
-            continue;
-        }
-        let v = e - 1;
-        let idx = usize::try_from(v).unwrap();
-        assert!(!seen[idx], "item {v} delivered twice");
-        seen[idx] = true;
-        // One consumer at a time and one producer: the log is in FIFO order.
-        assert!(last.map_or(true, |l| l < v), "out of order at {v}");
-        last = Some(v);
-    }
-    let missing = seen.iter().filter(|s| !**s).count() as u64;
+    let (pushed, missing, unwritten) = check_log(&sh, log0);
     eprintln!("{KILLS} consumers killed, {pushed} items: {missing} items lost ({unwritten} reserved log entries unwritten)");
     assert!(
         missing <= 2 * KILLS,
@@ -171,23 +127,7 @@ fn spsc_killed_consumers_never_duplicate() {
             0
         })
     };
-    let consume = |rx: &mut spsc::Consumer| -> Option<i32> {
-        match rx.try_pop::<u64>() {
-            Ok(v) => {
-                // AcqRel: reserves a log entry; pairs with the parent's Acquire load.
-                let at = sh.word(0).fetch_add(1, Ordering::AcqRel);
-                // Release: pairs with the parent's Acquire load of the entry.
-                sh.word(log0 + usize::try_from(at).unwrap())
-                    .store(v + 1, Ordering::Release);
-                None
-            }
-            Err(Error::Empty) => None,
-            Err(e) => {
-                eprintln!("pop failed: {e}");
-                Some(2)
-            }
-        }
-    };
+    let consume = |rx: &mut spsc::Consumer| log_pop(&sh, log0, rx.try_pop::<u64>());
     for k in 0..KILLS {
         let child = {
             let (sh, consume) = (&sh, &consume);
@@ -202,16 +142,7 @@ fn spsc_killed_consumers_never_duplicate() {
                 }
             })
         };
-        let start = sh.load(0);
-        let at = start + 100 + (k * 89) % 900;
-        wait_until(Duration::from_secs(30), "consumer progress", || {
-            assert_running(child, "consumer");
-            assert_running(producer, "producer");
-            sh.load(0) >= at
-        });
-        kill(child);
-        let st = wait(child, Duration::from_secs(30));
-        assert!(libc::WIFSIGNALED(st), "consumer {k} was killed");
+        kill_after_progress(&sh, k, child, producer);
     }
     // Release: pairs with the producer's Acquire load.
     sh.word(2).store(1, Ordering::Release);
@@ -225,26 +156,72 @@ fn spsc_killed_consumers_never_duplicate() {
     assert!(rx.try_pop::<u64>().is_err(), "items after the drain");
     wait_ok(producer, Duration::from_secs(30));
 
+    let (pushed, missing, _) = check_log(&sh, log0);
+    eprintln!("{KILLS} SPSC consumers killed, {pushed} items: {missing} lost");
+    assert!(
+        missing <= KILLS,
+        "lost {missing} items: more than one popped-unlogged item per kill"
+    );
+}
+
+/// A consumer's pop result, logged: an item is appended to the log (`value + 1`, so 0
+/// means a reserved entry its consumer was killed before writing). `Some(exit code)`
+/// on a ring error.
+fn log_pop(sh: &Shared, log0: usize, r: Result<u64, Error>) -> Option<i32> {
+    match r {
+        Ok(v) => {
+            // AcqRel: reserves a log entry; pairs with the parent's Acquire load.
+            let at = sh.word(0).fetch_add(1, Ordering::AcqRel);
+            // Release: pairs with the parent's Acquire load of the entry.
+            sh.word(log0 + usize::try_from(at).unwrap())
+                .store(v + 1, Ordering::Release);
+            None
+        }
+        Err(Error::Empty) => None,
+        Err(e) => {
+            eprintln!("pop failed: {e}");
+            Some(2)
+        }
+    }
+}
+
+/// Waits until consumer `k` (process `child`) logged a few hundred more items, then
+/// SIGKILLs it (at a different point of its loop each time) and reaps it.
+fn kill_after_progress(sh: &Shared, k: u64, child: libc::pid_t, producer: libc::pid_t) {
+    let start = sh.load(0);
+    let at = start + 100 + (k * 89) % 900;
+    wait_until(Duration::from_secs(30), "consumer progress", || {
+        assert_running(child, "consumer");
+        assert_running(producer, "producer");
+        sh.load(0) >= at
+    });
+    kill(child);
+    let st = wait(child, Duration::from_secs(30));
+    assert!(libc::WIFSIGNALED(st), "consumer {k} was killed");
+}
+
+/// Checks the log of one producer's items `0..pushed` taken by consumers one at a time:
+/// nothing twice, in FIFO order. Returns (pushed, missing items, unwritten entries).
+fn check_log(sh: &Shared, log0: usize) -> (u64, u64, usize) {
     let n = usize::try_from(sh.load(0)).unwrap();
     let pushed = sh.load(1) - 1;
     let mut seen = vec![false; usize::try_from(pushed).unwrap()];
     let mut last = None;
+    let mut unwritten = 0;
     for i in 0..n {
         let e = sh.load(log0 + i);
         if e == 0 {
+            unwritten += 1;
             continue;
         }
         let v = e - 1;
         let idx = usize::try_from(v).unwrap();
         assert!(!seen[idx], "item {v} delivered twice");
         seen[idx] = true;
+        // One consumer at a time and one producer: the log is in FIFO order.
         assert!(last.map_or(true, |l| l < v), "out of order at {v}");
         last = Some(v);
     }
     let missing = seen.iter().filter(|s| !**s).count() as u64;
-    eprintln!("{KILLS} SPSC consumers killed, {pushed} items: {missing} lost");
-    assert!(
-        missing <= KILLS,
-        "lost {missing} items: more than one popped-unlogged item per kill"
-    );
+    (pushed, missing, unwritten)
 }

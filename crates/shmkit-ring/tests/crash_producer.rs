@@ -88,29 +88,7 @@ fn killed_producers_lose_nothing_that_returned() {
 
     let n = usize::try_from(sh.load(0)).unwrap();
     let log: Vec<u64> = (0..n).map(|i| sh.load(log0 + i)).collect();
-    let mut extra = 0;
-    for k in 0..KILLS {
-        let got: Vec<u64> = log
-            .iter()
-            .filter(|v| *v >> 32 == k)
-            .map(|v| v & 0xffff_ffff)
-            .collect();
-        let r = returned[usize::try_from(k).unwrap()];
-        // Items 0..r returned: all there, in order, once. At most item r (in flight).
-        assert!(got.len() as u64 >= r, "producer {k}: lost a returned item");
-        assert_eq!(
-            &got[..usize::try_from(r).unwrap()],
-            &(0..r).collect::<Vec<_>>()[..]
-        );
-        assert!(
-            got.len() as u64 <= r + 1,
-            "producer {k}: duplicates or phantom items"
-        );
-        if got.len() as u64 == r + 1 {
-            assert_eq!(got[got.len() - 1], r);
-            extra += 1;
-        }
-    }
+    let extra = check_log(&log, &returned);
     eprintln!("{KILLS} producers killed; {extra} in-flight pushes were delivered anyway");
 }
 
@@ -199,28 +177,7 @@ fn spsc_killed_producers_lose_nothing_that_returned() {
         log.windows(2).all(|w| w[0] >> 32 <= w[1] >> 32),
         "producers' items interleaved"
     );
-    let mut extra = 0;
-    for k in 0..KILLS {
-        let got: Vec<u64> = log
-            .iter()
-            .filter(|v| *v >> 32 == k)
-            .map(|v| v & 0xffff_ffff)
-            .collect();
-        let r = returned[usize::try_from(k).unwrap()];
-        assert!(got.len() as u64 >= r, "producer {k}: lost a returned item");
-        assert_eq!(
-            &got[..usize::try_from(r).unwrap()],
-            &(0..r).collect::<Vec<_>>()[..]
-        );
-        assert!(
-            got.len() as u64 <= r + 1,
-            "producer {k}: duplicates or phantom items"
-        );
-        if got.len() as u64 == r + 1 {
-            assert_eq!(got[got.len() - 1], r);
-            extra += 1;
-        }
-    }
+    let extra = check_log(&log, &returned);
     eprintln!("{KILLS} SPSC producers killed; {extra} in-flight pushes were delivered anyway");
 }
 
@@ -262,4 +219,33 @@ fn spsc_consumer_sees_dead_producer_and_a_successor_takes_over() {
         }
         assert!(matches!(rx.try_pop::<u64>(), Err(Error::Empty)));
     }
+}
+
+/// Checks a consumer's log (`producer << 32 | item`) against what each producer's
+/// pushes returned: items `0..r` of producer `k` (`r = returned[k]`) all there, in
+/// order, once; at most item `r` besides (the push in flight when it was killed).
+/// Returns how many in-flight pushes were delivered anyway.
+fn check_log(log: &[u64], returned: &[u64]) -> usize {
+    let mut extra = 0;
+    for (k, &r) in (0u64..).zip(returned) {
+        let got: Vec<u64> = log
+            .iter()
+            .filter(|v| *v >> 32 == k)
+            .map(|v| v & 0xffff_ffff)
+            .collect();
+        assert!(got.len() as u64 >= r, "producer {k}: lost a returned item");
+        assert_eq!(
+            &got[..usize::try_from(r).unwrap()],
+            &(0..r).collect::<Vec<_>>()[..]
+        );
+        assert!(
+            got.len() as u64 <= r + 1,
+            "producer {k}: duplicates or phantom items"
+        );
+        if got.len() as u64 == r + 1 {
+            assert_eq!(got[got.len() - 1], r);
+            extra += 1;
+        }
+    }
+    extra
 }

@@ -402,16 +402,8 @@ mod tests {
         assert!(t.elapsed() < Duration::from_millis(50));
         let b = spin_budget();
         assert!(b >= MIN_SPIN && b <= MAX_SPIN);
-        // Waits that slept halve the budget, down to none (`wait` on a word that
-        // differs from `expected` returns at once, but it is a sleep attempt).
-        let word = AtomicU32::new(0);
-        for _ in 0..40 {
-            let started = now();
-            assert!(!spin_until(Deadline::NEVER, || false));
-            let _ = wait(&word, 1, Deadline::NEVER);
-            note_slept(started);
-        }
-        assert_eq!(spin_budget(), MIN_SPIN);
+        // Waits that slept halve the budget, down to none.
+        drive_budget_to_zero();
         // A zero budget checks the condition once (one of two calls may be a probe).
         let checks: Vec<u32> = (0..2)
             .map(|_| {
@@ -439,8 +431,9 @@ mod tests {
         }));
     }
 
-    #[test]
-    fn a_wait_ending_without_sleep_raises_the_budget() {
+    /// Forty waits that each slept (`wait` on a word that differs from `expected`
+    /// returns at once, but it is a sleep attempt): the budget halves down to none.
+    fn drive_budget_to_zero() {
         let word = AtomicU32::new(0);
         for _ in 0..40 {
             let started = now();
@@ -449,6 +442,12 @@ mod tests {
             note_slept(started);
         }
         assert_eq!(spin_budget(), MIN_SPIN);
+    }
+
+    #[test]
+    fn a_wait_ending_without_sleep_raises_the_budget() {
+        let word = AtomicU32::new(0);
+        drive_budget_to_zero();
         // The spin failed (budget zero, or a probe), the re-check after it succeeded
         // 20 µs after the wait began, without sleeping: the budget becomes ~40 µs.
         let started = now();
