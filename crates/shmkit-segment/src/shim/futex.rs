@@ -13,9 +13,11 @@
 //!   most [`WAITV_FALLBACK_SLICE`], so the caller's re-check notices the others within
 //!   that time.
 //!
-//! Under `--cfg shmkit_loom` every futex is modelled by one loom mutex + condvar: a
-//! waker that forgets to wake shows up as a loom deadlock, and a finite deadline is
-//! modelled as timing out at once.
+//! Under `--cfg shmkit_loom` the futexes are modelled by one loom mutex + condvar and a
+//! list of sleepers per word: `wake(word, n)` wakes exactly `n` of that word's sleepers
+//! (oldest first), so a waker that forgets to wake, or wakes too few, or the wrong
+//! word, shows up as a loom deadlock; a finite deadline is modelled as timing out at
+//! once.
 
 use super::atomic::AtomicU32;
 use super::time::Deadline;
@@ -159,13 +161,49 @@ mod sys {
     use crate::shim::atomic::Ordering;
     use loom::sync::{Condvar, Mutex};
 
+    /// A modelled sleeper: the words it sleeps on, and whether a wake chose it.
+    struct Sleeper {
+        words: Vec<usize>,
+        woken: bool,
+    }
+
     loom::lazy_static! {
-        static ref LOCK: Mutex<()> = Mutex::new(());
+        /// Every sleeper, by ticket (`None`: a free ticket).
+        static ref SLEEPERS: Mutex<Vec<Option<Sleeper>>> = Mutex::new(Vec::new());
         static ref CVAR: Condvar = Condvar::new();
     }
 
+    fn addr(word: &AtomicU32) -> usize {
+        std::ptr::from_ref(word) as usize
+    }
+
+    /// Registers a sleeper on `words` and blocks until a wake chooses it.
+    fn sleep(mut g: loom::sync::MutexGuard<'static, Vec<Option<Sleeper>>>, words: Vec<usize>) {
+        let me = Sleeper {
+            words,
+            woken: false,
+        };
+        let id = match g.iter().position(Option::is_none) {
+            Some(i) => {
+                g[i] = Some(me);
+                i
+            }
+            None => {
+                g.push(Some(me));
+                g.len() - 1
+            }
+        };
+        loop {
+            g = CVAR.wait(g).expect("futex model wait");
+            if g[id].as_ref().is_some_and(|s| s.woken) {
+                g[id] = None;
+                return;
+            }
+        }
+    }
+
     pub(super) fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
-        let guard = LOCK.lock().expect("futex model lock");
+        let g = SLEEPERS.lock().expect("futex model lock");
         if word.load(Ordering::SeqCst) != expected {
             return true;
         }
@@ -173,18 +211,33 @@ mod sys {
             // Model: a finite wait may time out at any moment; take that branch.
             return false;
         }
-        drop(CVAR.wait(guard).expect("futex model wait"));
+        sleep(g, vec![addr(word)]);
         true
     }
 
-    pub(super) fn wake(_word: &AtomicU32, _n: u32) -> usize {
-        let _guard = LOCK.lock().expect("futex model lock");
-        CVAR.notify_all();
+    /// Wakes exactly `n` (or all, if fewer) of `word`'s sleepers, oldest first, as
+    /// the kernel may: a waker that wakes too few shows up as a loom deadlock.
+    pub(super) fn wake(word: &AtomicU32, n: u32) -> usize {
+        let mut g = SLEEPERS.lock().expect("futex model lock");
+        let a = addr(word);
+        let mut k = 0u32;
+        for s in g.iter_mut().flatten() {
+            if k == n {
+                break;
+            }
+            if !s.woken && s.words.contains(&a) {
+                s.woken = true;
+                k += 1;
+            }
+        }
+        if k > 0 {
+            CVAR.notify_all();
+        }
         0
     }
 
     pub(super) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Deadline) -> WaitAny {
-        let guard = LOCK.lock().expect("futex model lock");
+        let g = SLEEPERS.lock().expect("futex model lock");
         if let Some(i) = words
             .iter()
             .position(|(w, v)| w.load(Ordering::SeqCst) != *v)
@@ -194,7 +247,7 @@ mod sys {
         if !deadline.is_never() {
             return WaitAny::TimedOut;
         }
-        drop(CVAR.wait(guard).expect("futex model wait"));
+        sleep(g, words.iter().map(|(w, _)| addr(w)).collect());
         WaitAny::Woken(None)
     }
 }
