@@ -6,14 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 fn run(name: &str, args: &[&str]) -> String {
-    let out = common::run_example(name, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} failed\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run_example_ok(name, args)
 }
 
 fn pid_after(line: &str, marker: &str) -> u32 {

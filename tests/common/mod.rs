@@ -35,3 +35,17 @@ pub fn run_example(name: &str, args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("running example {name}: {e}"))
 }
+
+/// Runs example `name` with `args`, asserts that it succeeded (showing its stdout and
+/// stderr otherwise) and returns its stdout.
+pub fn run_example_ok(name: &str, args: &[&str]) -> String {
+    let out = run_example(name, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
