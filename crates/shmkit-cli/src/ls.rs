@@ -9,12 +9,8 @@ pub(crate) fn ls(args: &[String]) -> i32 {
         eprintln!("shmkit ls: unexpected argument {a:?}");
         return 2;
     }
-    let list = match segment::list() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("shmkit ls: cannot read {}: {e}", segment::SHM_DIR);
-            return 1;
-        }
+    let Some(list) = list_segments("ls") else {
+        return 1;
     };
     if list.is_empty() {
         println!("no shmkit segments in {}", segment::SHM_DIR);
@@ -28,6 +24,13 @@ pub(crate) fn ls(args: &[String]) -> i32 {
     0
 }
 
+/// Every shmkit segment, or `None` after telling the user why the list failed.
+fn list_segments(cmd: &str) -> Option<Vec<SegmentInfo>> {
+    segment::list()
+        .map_err(|e| eprintln!("shmkit {cmd}: cannot read {}: {e}", segment::SHM_DIR))
+        .ok()
+}
+
 /// `shmkit gc [--dry-run]`: unlinks the stale segments. Returns the exit code.
 pub(crate) fn gc(args: &[String]) -> i32 {
     let dry_run = match args {
@@ -38,12 +41,8 @@ pub(crate) fn gc(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let list = match segment::list() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("shmkit gc: cannot read {}: {e}", segment::SHM_DIR);
-            return 1;
-        }
+    let Some(list) = list_segments("gc") else {
+        return 1;
     };
     let mut code = 0;
     let mut n = 0;
