@@ -394,6 +394,24 @@ fn tp_shmkit(size: usize, iters: u64) -> Duration {
 
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
+/// The round-trip variants for `size`-byte messages, after the 8-byte floor named
+/// `floor`.
+fn round_trips(floor: &'static str, size: usize) -> Vec<Variant> {
+    vec![
+        (floor, Box::new(rt_floor)),
+        (
+            "shmkit busy-poll",
+            Box::new(move |n| rt_shmkit(true, size, n)),
+        ),
+        (
+            "shmkit blocking",
+            Box::new(move |n| rt_shmkit(false, size, n)),
+        ),
+        ("pipe(2)", Box::new(move |n| rt_fd(false, size, n))),
+        ("unix socketpair", Box::new(move |n| rt_fd(true, size, n))),
+    ]
+}
+
 fn main() {
     shmkit::process::init();
     let k64 = 64 << 10;
@@ -401,25 +419,13 @@ fn main() {
     let groups: Vec<(&str, Vec<Variant>, u64, Option<usize>)> = vec![
         (
             "round trip 8 B",
-            vec![
-                ("shared-atomic floor", Box::new(rt_floor)),
-                ("shmkit busy-poll", Box::new(|n| rt_shmkit(true, 8, n))),
-                ("shmkit blocking", Box::new(|n| rt_shmkit(false, 8, n))),
-                ("pipe(2)", Box::new(|n| rt_fd(false, 8, n))),
-                ("unix socketpair", Box::new(|n| rt_fd(true, 8, n))),
-            ],
+            round_trips("shared-atomic floor", 8),
             2_000,
             None,
         ),
         (
             "round trip 4 KiB",
-            vec![
-                ("shared-atomic floor (8 B)", Box::new(rt_floor)),
-                ("shmkit busy-poll", Box::new(|n| rt_shmkit(true, 4096, n))),
-                ("shmkit blocking", Box::new(|n| rt_shmkit(false, 4096, n))),
-                ("pipe(2)", Box::new(|n| rt_fd(false, 4096, n))),
-                ("unix socketpair", Box::new(|n| rt_fd(true, 4096, n))),
-            ],
+            round_trips("shared-atomic floor (8 B)", 4096),
             2_000,
             None,
         ),

@@ -283,12 +283,7 @@ macro_rules! receiving {
             /// [`Error::Eof`] once the peer end is closed in every process and
             /// everything it sent was received; [`Error::Corrupt`].
             pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-                let mut sink = Sink::Vec(Vec::new());
-                self.core.recv_sink(None, &mut sink, Deadline::NEVER)?;
-                match sink {
-                    Sink::Vec(v) => Ok(v),
-                    Sink::Buf { .. } => Err(crate::error::corrupt("sink changed kind")),
-                }
+                self.core.recv_vec(None, Deadline::NEVER)
             }
 
             /// Receives one message of at most `maxlength` bytes.
@@ -298,13 +293,7 @@ macro_rules! receiving {
             /// message is **not consumed** — it stays first in the pipe, and a later
             /// `recv_bytes` (or a larger limit) receives it. As [`Self::recv_bytes`].
             pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
-                let mut sink = Sink::Vec(Vec::new());
-                self.core
-                    .recv_sink(Some(maxlength), &mut sink, Deadline::NEVER)?;
-                match sink {
-                    Sink::Vec(v) => Ok(v),
-                    Sink::Buf { .. } => Err(crate::error::corrupt("sink changed kind")),
-                }
+                self.core.recv_vec(Some(maxlength), Deadline::NEVER)
             }
 
             /// Receives one message into `buf` at `offset`; returns its length.

@@ -243,6 +243,16 @@ impl Core {
         frame::recv_message(cons, max, sink, &mut hooks)
     }
 
+    /// Receives one whole message (of at most `max` bytes) into a new vector.
+    pub(crate) fn recv_vec(&self, max: Option<usize>, deadline: Deadline) -> Result<Vec<u8>> {
+        let mut sink = Sink::Vec(Vec::new());
+        self.recv_sink(max, &mut sink, deadline)?;
+        match sink {
+            Sink::Vec(v) => Ok(v),
+            Sink::Buf { .. } => Err(crate::error::corrupt("sink changed kind")),
+        }
+    }
+
     /// The receiving ring and its hooks, for `poll` and `wait`.
     pub(crate) fn rx_hooks(&self, deadline: Deadline) -> Option<RxHooks<'_>> {
         let (ring, _) = self.rx.as_ref()?;

@@ -118,9 +118,9 @@ fn recv_returns_eof_soon_after_the_peer_is_sigkilled() {
     assert!(p.join_timeout(LONG).unwrap());
 }
 
-#[test]
-fn a_sender_killed_mid_message_leaves_no_partial_message() {
-    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+/// Forks a child that sends `b"whole"` then a message far bigger than `rx`'s ring
+/// through `tx`, and SIGKILLs it in the middle of that second message.
+fn kill_sender_mid_message(rx: &Receiver, tx: shmkit_pipe::Sender) {
     let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
     let mut p = Process::new(move || {
         tx.send_bytes(b"whole").unwrap();
@@ -131,11 +131,17 @@ fn a_sender_killed_mid_message_leaves_no_partial_message() {
     p.start().unwrap();
     ack_rx.recv::<()>().unwrap();
     assert_eq!(rx.recv_bytes().unwrap(), b"whole");
-    // Wait until fragments of the big message are in the ring, then kill the sender.
+    // A fragment of the big message is in the ring: the child is inside that
+    // message for good (it cannot finish without a reader), so kill it now.
     assert!(rx.poll_timeout(Some(LONG)).unwrap());
-    std::thread::sleep(Duration::from_millis(50));
     p.kill().unwrap();
     assert!(p.join_timeout(LONG).unwrap());
+}
+
+#[test]
+fn a_sender_killed_mid_message_leaves_no_partial_message() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    kill_sender_mid_message(&rx, tx);
     let t = Instant::now();
     assert!(matches!(rx.recv_bytes(), Err(Error::Eof)));
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -256,20 +262,7 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
 fn a_bias_holder_killed_mid_message_is_taken_over() {
     let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
     let tx2 = tx.clone();
-    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
-    let mut p = Process::new(move || {
-        tx.send_bytes(b"whole").unwrap();
-        ack_tx.send(&()).unwrap();
-        // Far bigger than the ring: blocks after a few fragments.
-        tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
-    });
-    p.start().unwrap();
-    ack_rx.recv::<()>().unwrap();
-    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
-    assert!(rx.poll_timeout(Some(LONG)).unwrap());
-    std::thread::sleep(Duration::from_millis(50));
-    p.kill().unwrap();
-    assert!(p.join_timeout(LONG).unwrap());
+    kill_sender_mid_message(&rx, tx);
     let sender = std::thread::spawn(move || tx2.send_bytes(&[2u8; 10_000]));
     let m = rx.recv_bytes().unwrap();
     assert_eq!(m, vec![2u8; 10_000]);
