@@ -201,6 +201,17 @@ impl Worker {
         let _ = self.process.kill();
     }
 
+    /// Reaps it: waits up to `grace` for it to exit by itself, then (or at once, with
+    /// no grace) kills it and waits. Bounded, so that nothing (e.g. a task's stray
+    /// child holding the worker up) can hang join or drop.
+    pub(crate) fn reap(self, grace: Option<std::time::Duration>) {
+        let exited = grace.is_some_and(|g| matches!(self.process.join_timeout(g), Ok(true)));
+        if !exited {
+            let _ = self.process.kill();
+            let _ = self.process.join();
+        }
+    }
+
     /// How it ended: (signal, exit code).
     fn death(&self) -> (Option<i32>, Option<i32>) {
         match self.process.exitcode() {
@@ -304,6 +315,12 @@ fn finish(cb_tx: Option<&Sender<CbJob>>, slot: Arc<Slot>, cb: Option<CallbackFn>
 }
 
 impl Inner {
+    /// The pool has ended: no worker is left and no callback is sent any more.
+    pub(crate) fn set_done(&mut self) {
+        self.state = State::Done;
+        self.cb_tx = None;
+    }
+
     /// Hands callbacks to this thread from now on (unless the pool has ended).
     pub(crate) fn set_callback_sender(&mut self, tx: Sender<CbJob>) {
         if self.state != State::Done {
@@ -660,14 +677,10 @@ pub(crate) fn shutdown_idle(sh: &Shared, grace: std::time::Duration) {
         }
     }
     let workers = std::mem::take(&mut g.workers);
-    g.state = State::Done;
-    g.cb_tx = None;
+    g.set_done();
     drop(g);
     for w in workers {
-        if kill || !matches!(w.process.join_timeout(grace), Ok(true)) {
-            let _ = w.process.kill();
-            let _ = w.process.join();
-        }
+        w.reap((!kill).then_some(grace));
     }
 }
 
@@ -678,6 +691,5 @@ pub(crate) fn kill_all(sh: &Shared) {
     for w in g.workers.drain(..) {
         let _ = w.process.join();
     }
-    g.state = State::Done;
-    g.cb_tx = None;
+    g.set_done();
 }
