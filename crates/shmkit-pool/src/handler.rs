@@ -22,7 +22,7 @@ use shmkit_process::StartMethod;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A job for the callback thread.
 pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
@@ -314,6 +314,15 @@ fn finish(cb_tx: Option<&Sender<CbJob>>, slot: Arc<Slot>, cb: Option<CallbackFn>
     }
 }
 
+/// Delivers a map's outcome (its parts, or its first failure) once: marks it
+/// finished and unlocks it before the slot is filled or the callback queued.
+fn deliver_map(cb_tx: Option<&Sender<CbJob>>, mut m: MutexGuard<'_, MapState>, o: Outcome) {
+    m.finished = true;
+    let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+    drop(m);
+    finish(cb_tx, slot, cb, o);
+}
+
 impl Inner {
     /// The pool has ended: no worker is left and no callback is sent any more.
     pub(crate) fn set_done(&mut self) {
@@ -351,11 +360,8 @@ impl Inner {
         if m.finished || m.remaining > 0 {
             return;
         }
-        m.finished = true;
-        let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
         let parts = std::mem::take(&mut m.parts);
-        drop(m);
-        finish(self.cb_tx.as_ref(), slot, cb, Ok(parts));
+        deliver_map(self.cb_tx.as_ref(), m, Ok(parts));
     }
 
     /// Delivers the result of task `id`.
@@ -387,10 +393,7 @@ impl Inner {
                         Err(f)
                     }
                 };
-                m.finished = true;
-                let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
-                drop(m);
-                finish(self.cb_tx.as_ref(), slot, cb, out);
+                deliver_map(self.cb_tx.as_ref(), m, out);
             }
             Some(Sink::Iter { it, index }) => it.deliver(index, o),
         }
