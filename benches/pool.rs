@@ -16,7 +16,8 @@
 //! At the end it prints each number as mean time per iteration and the ratios.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use rayon::prelude::*;
 use shmkit::pool::Pool;
 use std::collections::BTreeMap;
@@ -46,6 +47,11 @@ fn timed(id: &'static str, iters: u64, mut f: impl FnMut()) -> Duration {
         f();
     }
     record(id, iters, t.elapsed())
+}
+
+/// One benchmark of group `g`, its time also recorded under `id` for the ratio table.
+fn case(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, id: &'static str, mut f: impl FnMut()) {
+    g.bench_function(name, |b| b.iter_custom(|n| timed(id, n, &mut f)));
 }
 
 fn mean(id: &str) -> Option<Duration> {
@@ -294,135 +300,96 @@ fn bench(c: &mut Criterion) {
     let want: Vec<u64> = items.iter().map(|&x| square(x)).collect();
 
     let mut g = c.benchmark_group("map 100k x*x");
-    g.bench_function("shmkit Pool(2).map", |b| {
-        b.iter_custom(|n| {
-            timed("map100k shmkit", n, || {
-                assert_eq!(pool.map(square, 0..MAP_ITEMS).unwrap().len(), want.len());
-            })
-        });
+    case(&mut g, "shmkit Pool(2).map", "map100k shmkit", || {
+        assert_eq!(pool.map(square, 0..MAP_ITEMS).unwrap().len(), want.len());
     });
-    g.bench_function("sequential", |b| {
-        b.iter_custom(|n| {
-            timed("map100k sequential", n, || {
-                black_box(items.iter().map(|&x| square(x)).collect::<Vec<_>>());
-            })
-        });
+    case(&mut g, "sequential", "map100k sequential", || {
+        black_box(items.iter().map(|&x| square(x)).collect::<Vec<_>>());
     });
-    g.bench_function("rayon 2 threads", |b| {
-        b.iter_custom(|n| {
-            timed("map100k rayon", n, || {
-                let v: Vec<u64> = rayon.install(|| items.par_iter().map(|&x| square(x)).collect());
-                black_box(v);
-            })
-        });
+    case(&mut g, "rayon 2 threads", "map100k rayon", || {
+        let v: Vec<u64> = rayon.install(|| items.par_iter().map(|&x| square(x)).collect());
+        black_box(v);
     });
-    g.bench_function("fork+pipe pool", |b| {
-        b.iter_custom(|n| {
-            timed("map100k fork+pipe", n, || {
-                assert_eq!(fp.map(0, &items), want);
-            })
-        });
+    case(&mut g, "fork+pipe pool", "map100k fork+pipe", || {
+        assert_eq!(fp.map(0, &items), want);
     });
     g.finish();
 
     let burns = vec![steps; BURN_TASKS as usize];
     let mut g = c.benchmark_group("map 1000 x 1ms");
     g.sample_size(10);
-    g.bench_function("shmkit Pool(2).map", |b| {
-        b.iter_custom(|n| {
-            timed("burn shmkit", n, || {
-                black_box(pool.map(burn, burns.clone()).unwrap());
-            })
-        });
+    case(&mut g, "shmkit Pool(2).map", "burn shmkit", || {
+        black_box(pool.map(burn, burns.clone()).unwrap());
     });
-    g.bench_function("sequential", |b| {
-        b.iter_custom(|n| {
-            timed("burn sequential", n, || {
-                black_box(burns.iter().map(|&s| burn(s)).collect::<Vec<_>>());
-            })
-        });
+    case(&mut g, "sequential", "burn sequential", || {
+        black_box(burns.iter().map(|&s| burn(s)).collect::<Vec<_>>());
     });
-    g.bench_function("rayon 2 threads", |b| {
-        b.iter_custom(|n| {
-            timed("burn rayon", n, || {
-                let v: Vec<u64> = rayon.install(|| burns.par_iter().map(|&s| burn(s)).collect());
-                black_box(v);
-            })
-        });
+    case(&mut g, "rayon 2 threads", "burn rayon", || {
+        let v: Vec<u64> = rayon.install(|| burns.par_iter().map(|&s| burn(s)).collect());
+        black_box(v);
     });
-    g.bench_function("fork+pipe pool", |b| {
-        b.iter_custom(|n| {
-            timed("burn fork+pipe", n, || {
-                black_box(fp.map(1, &burns));
-            })
-        });
+    case(&mut g, "fork+pipe pool", "burn fork+pipe", || {
+        black_box(fp.map(1, &burns));
     });
     g.finish();
 
     let mut g = c.benchmark_group("apply_async 10k x*x");
-    g.bench_function("shmkit apply_async + get", |b| {
-        b.iter_custom(|n| {
-            timed("apply10k shmkit", n, || {
-                let rs: Vec<_> = (0..APPLY_TASKS)
-                    .map(|x| pool.apply_async(square, x).unwrap())
-                    .collect();
-                for (x, r) in (0..).zip(&rs) {
-                    assert_eq!(r.get().unwrap(), x * x);
-                }
-            })
+    case(
+        &mut g,
+        "shmkit apply_async + get",
+        "apply10k shmkit",
+        || {
+            let rs: Vec<_> = (0..APPLY_TASKS)
+                .map(|x| pool.apply_async(square, x).unwrap())
+                .collect();
+            for (x, r) in (0..).zip(&rs) {
+                assert_eq!(r.get().unwrap(), x * x);
+            }
+        },
+    );
+    case(&mut g, "rayon spawn per task", "apply10k rayon", || {
+        let out = Mutex::new(Vec::with_capacity(APPLY_TASKS as usize));
+        rayon.scope(|s| {
+            for x in 0..APPLY_TASKS {
+                let out = &out;
+                s.spawn(move |_| out.lock().unwrap().push(square(x)));
+            }
         });
-    });
-    g.bench_function("rayon spawn per task", |b| {
-        b.iter_custom(|n| {
-            timed("apply10k rayon", n, || {
-                let out = Mutex::new(Vec::with_capacity(APPLY_TASKS as usize));
-                rayon.scope(|s| {
-                    for x in 0..APPLY_TASKS {
-                        let out = &out;
-                        s.spawn(move |_| out.lock().unwrap().push(square(x)));
-                    }
-                });
-                assert_eq!(out.into_inner().unwrap().len(), APPLY_TASKS as usize);
-            })
-        });
+        assert_eq!(out.into_inner().unwrap().len(), APPLY_TASKS as usize);
     });
     let apply_items: Vec<u64> = (0..APPLY_TASKS).collect();
-    g.bench_function("fork+pipe pool (one message per task)", |b| {
-        b.iter_custom(|n| {
-            timed("apply10k fork+pipe", n, || {
-                black_box(fp.map(0, &apply_items));
-            })
-        });
-    });
+    case(
+        &mut g,
+        "fork+pipe pool (one message per task)",
+        "apply10k fork+pipe",
+        || {
+            black_box(fp.map(0, &apply_items));
+        },
+    );
     g.finish();
 
     let mut g = c.benchmark_group("start + close + join, 2 workers");
-    g.bench_function("shmkit Pool::new(2)", |b| {
-        b.iter_custom(|n| {
-            timed("start shmkit", n, || {
-                let p = Pool::new(N).unwrap();
-                p.close();
-                p.join().unwrap();
-            })
-        });
+    case(&mut g, "shmkit Pool::new(2)", "start shmkit", || {
+        let p = Pool::new(N).unwrap();
+        p.close();
+        p.join().unwrap();
     });
-    g.bench_function("floor: fork + _exit + waitpid x2", |b| {
-        b.iter_custom(|n| timed("start floor", n, || fork_reap(N)));
+    case(
+        &mut g,
+        "floor: fork + _exit + waitpid x2",
+        "start floor",
+        || fork_reap(N),
+    );
+    case(&mut g, "fork+pipe pool", "start fork+pipe", || {
+        drop(ForkPipePool::new(N))
     });
-    g.bench_function("fork+pipe pool", |b| {
-        b.iter_custom(|n| timed("start fork+pipe", n, || drop(ForkPipePool::new(N))));
-    });
-    g.bench_function("rayon pool build + drop", |b| {
-        b.iter_custom(|n| {
-            timed("start rayon", n, || {
-                drop(
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(N)
-                        .build()
-                        .unwrap(),
-                );
-            })
-        });
+    case(&mut g, "rayon pool build + drop", "start rayon", || {
+        drop(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(N)
+                .build()
+                .unwrap(),
+        );
     });
     g.finish();
     // The 1 ms tasks again, shmkit and sequential alternating, so that both see the

@@ -22,7 +22,7 @@ use shmkit_process::StartMethod;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A job for the callback thread.
 pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
@@ -201,6 +201,17 @@ impl Worker {
         let _ = self.process.kill();
     }
 
+    /// Reaps it: waits up to `grace` for it to exit by itself, then (or at once, with
+    /// no grace) kills it and waits. Bounded, so that nothing (e.g. a task's stray
+    /// child holding the worker up) can hang join or drop.
+    pub(crate) fn reap(self, grace: Option<std::time::Duration>) {
+        let exited = grace.is_some_and(|g| matches!(self.process.join_timeout(g), Ok(true)));
+        if !exited {
+            let _ = self.process.kill();
+            let _ = self.process.join();
+        }
+    }
+
     /// How it ended: (signal, exit code).
     fn death(&self) -> (Option<i32>, Option<i32>) {
         match self.process.exitcode() {
@@ -303,7 +314,22 @@ fn finish(cb_tx: Option<&Sender<CbJob>>, slot: Arc<Slot>, cb: Option<CallbackFn>
     }
 }
 
+/// Delivers a map's outcome (its parts, or its first failure) once: marks it
+/// finished and unlocks it before the slot is filled or the callback queued.
+fn deliver_map(cb_tx: Option<&Sender<CbJob>>, mut m: MutexGuard<'_, MapState>, o: Outcome) {
+    m.finished = true;
+    let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
+    drop(m);
+    finish(cb_tx, slot, cb, o);
+}
+
 impl Inner {
+    /// The pool has ended: no worker is left and no callback is sent any more.
+    pub(crate) fn set_done(&mut self) {
+        self.state = State::Done;
+        self.cb_tx = None;
+    }
+
     /// Hands callbacks to this thread from now on (unless the pool has ended).
     pub(crate) fn set_callback_sender(&mut self, tx: Sender<CbJob>) {
         if self.state != State::Done {
@@ -334,11 +360,8 @@ impl Inner {
         if m.finished || m.remaining > 0 {
             return;
         }
-        m.finished = true;
-        let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
         let parts = std::mem::take(&mut m.parts);
-        drop(m);
-        finish(self.cb_tx.as_ref(), slot, cb, Ok(parts));
+        deliver_map(self.cb_tx.as_ref(), m, Ok(parts));
     }
 
     /// Delivers the result of task `id`.
@@ -370,10 +393,7 @@ impl Inner {
                         Err(f)
                     }
                 };
-                m.finished = true;
-                let (slot, cb) = (Arc::clone(&m.slot), m.cb.take());
-                drop(m);
-                finish(self.cb_tx.as_ref(), slot, cb, out);
+                deliver_map(self.cb_tx.as_ref(), m, out);
             }
             Some(Sink::Iter { it, index }) => it.deliver(index, o),
         }
@@ -660,14 +680,10 @@ pub(crate) fn shutdown_idle(sh: &Shared, grace: std::time::Duration) {
         }
     }
     let workers = std::mem::take(&mut g.workers);
-    g.state = State::Done;
-    g.cb_tx = None;
+    g.set_done();
     drop(g);
     for w in workers {
-        if kill || !matches!(w.process.join_timeout(grace), Ok(true)) {
-            let _ = w.process.kill();
-            let _ = w.process.join();
-        }
+        w.reap((!kill).then_some(grace));
     }
 }
 
@@ -678,6 +694,5 @@ pub(crate) fn kill_all(sh: &Shared) {
     for w in g.workers.drain(..) {
         let _ = w.process.join();
     }
-    g.state = State::Done;
-    g.cb_tx = None;
+    g.set_done();
 }

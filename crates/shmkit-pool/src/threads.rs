@@ -43,11 +43,9 @@ pub(crate) fn handler_main(sh: &Shared) {
         if last_check.elapsed() >= period {
             if g.state == State::Terminated {
                 for w in g.workers.drain(..) {
-                    let _ = w.process.kill();
-                    let _ = w.process.join();
+                    w.reap(None);
                 }
-                g.state = State::Done;
-                g.cb_tx = None;
+                g.set_done();
                 return;
             }
             g.check_workers(sh);
@@ -67,16 +65,9 @@ pub(crate) fn handler_main(sh: &Shared) {
             let workers = std::mem::take(&mut g.workers);
             drop(g);
             for w in workers {
-                // Bounded, so that nothing (e.g. a task's stray child holding the
-                // worker up) can hang join or drop.
-                if !matches!(w.process.join_timeout(STOP_GRACE), Ok(true)) {
-                    let _ = w.process.kill();
-                    let _ = w.process.join();
-                }
+                w.reap(Some(STOP_GRACE));
             }
-            let mut g = lock(&sh.inner);
-            g.state = State::Done;
-            g.cb_tx = None;
+            lock(&sh.inner).set_done();
             return;
         }
         let wait = if retiring {

@@ -470,11 +470,12 @@ fn a_dying_worker_fails_only_its_chunk_of_a_map() {
     }
 }
 
-#[test]
-fn maxtasksperchild_one_gives_every_task_a_fresh_worker() {
+/// Runs 12 single-item tasks on 2 workers with `maxtasksperchild(max)`: the pool,
+/// the pid each task ran in, and those pids sorted without repeats.
+fn pids_with_maxtasks(max: u64) -> (Pool, Vec<u32>, Vec<u32>) {
     let pool = Pool::builder()
         .processes(2)
-        .maxtasksperchild(1)
+        .maxtasksperchild(max)
         .build()
         .unwrap();
     let pids = pool
@@ -485,6 +486,12 @@ fn maxtasksperchild_one_gives_every_task_a_fresh_worker() {
     let mut uniq = pids.clone();
     uniq.sort_unstable();
     uniq.dedup();
+    (pool, pids, uniq)
+}
+
+#[test]
+fn maxtasksperchild_one_gives_every_task_a_fresh_worker() {
+    let (pool, pids, uniq) = pids_with_maxtasks(1);
     assert_eq!(uniq.len(), 12, "{pids:?}");
     assert!(!pids.contains(&std::process::id()));
     pool.close();
@@ -493,19 +500,7 @@ fn maxtasksperchild_one_gives_every_task_a_fresh_worker() {
 
 #[test]
 fn maxtasksperchild_three_reuses_each_worker_three_times() {
-    let pool = Pool::builder()
-        .processes(2)
-        .maxtasksperchild(3)
-        .build()
-        .unwrap();
-    let pids = pool
-        .map_async(pid, 0..12u64, Some(1))
-        .unwrap()
-        .get()
-        .unwrap();
-    let mut uniq = pids.clone();
-    uniq.sort_unstable();
-    uniq.dedup();
+    let (_pool, pids, uniq) = pids_with_maxtasks(3);
     assert!(uniq.len() >= 4, "{pids:?}");
     for p in &uniq {
         assert!(pids.iter().filter(|q| *q == p).count() <= 3);

@@ -73,6 +73,14 @@ fn anchor() -> usize {
     anchor as fn() -> usize as usize
 }
 
+/// The load address of the object holding [`anchor`] (`None` if `dladdr` cannot say).
+/// Looked up once: it cannot change while the process runs, and the pool names two
+/// functions per submitted task.
+fn anchor_base() -> Option<usize> {
+    static BASE: OnceLock<Option<usize>> = OnceLock::new();
+    *BASE.get_or_init(|| sys::object_base(anchor()))
+}
+
 /// A portable reference to a function of the main executable — its offset from an
 /// anchor function of this crate, the naming [`Process::spawn_fn`](crate::Process::spawn_fn)
 /// uses. Valid in this process, in forked children and in children started with the
@@ -93,7 +101,7 @@ impl FnRef {
     /// when that code does not live in the same object as this crate (e.g. in a
     /// dynamically loaded library), so that another process could not find it.
     pub fn from_addr(addr: usize) -> Option<FnRef> {
-        let base = sys::object_base(anchor());
+        let base = anchor_base();
         if base.is_some() && sys::object_base(addr) != base {
             return None;
         }
@@ -130,7 +138,7 @@ impl SpawnSpec {
     {
         let tramp = trampoline::<A, R> as Trampoline as usize;
         let fn_addr = f as usize;
-        let base = sys::object_base(anchor());
+        let base = anchor_base();
         let in_executable = base.is_none()
             || (sys::object_base(fn_addr) == base && sys::object_base(tramp) == base);
         SpawnSpec {
