@@ -463,6 +463,25 @@ macro_rules! attach_fns {
                 )
             }
 
+            /// Attaches to the byte ring at `ptr`, exclusively or `shared`.
+            ///
+            /// # Errors
+            /// As `attach`.
+            ///
+            /// # Safety
+            /// `ptr` must be valid for reads and writes of `len` bytes for the
+            /// handle's lifetime (other processes may write it).
+            pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
+                // SAFETY: forwarded from the caller.
+                let mem = unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }?;
+                let mode = if shared {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                };
+                Self::from_mem(mem, mode)
+            }
+
             /// Another shared handle to the same end, on the same memory
             /// (heap rings too). The new handle locks per operation.
             ///
@@ -507,55 +526,6 @@ macro_rules! attach_fns {
 
 attach_fns!(Producer);
 attach_fns!(Consumer);
-
-/// Attaches to the byte ring at `ptr` (for both ends' `attach_raw`).
-///
-/// # Safety
-/// As `Producer::attach_raw`.
-unsafe fn attach_mem(ptr: NonNull<u8>, len: usize) -> Result<Mem> {
-    // SAFETY: forwarded from the caller.
-    unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }
-}
-
-macro_rules! attach_raw_doc {
-    () => {
-        "Attaches to the byte ring at `ptr`, exclusively or `shared`.\n\n\
-         # Errors\nAs `attach`.\n\n# Safety\n`ptr` must be valid for reads and writes \
-         of `len` bytes for the handle's lifetime (other processes may write it)."
-    };
-}
-
-impl Producer {
-    #[doc = attach_raw_doc!()]
-    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(
-            mem,
-            if shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
-        )
-    }
-}
-
-impl Consumer {
-    #[doc = attach_raw_doc!()]
-    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(
-            mem,
-            if shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
-        )
-    }
-}
 
 impl Producer {
     fn from_mem(mem: Mem, mode: Mode) -> Result<Self> {
