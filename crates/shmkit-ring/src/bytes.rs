@@ -69,7 +69,7 @@ use crate::lock;
 use crate::owner::{Liveness, OwnerId};
 use crate::raw::Mem;
 use crate::role;
-use crate::us;
+use crate::{laps_apart, us};
 use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
 use std::ptr::NonNull;
 
@@ -297,9 +297,7 @@ impl End {
         let tail = h.tail.0.load(Ordering::Acquire);
         let head = h.head.0.load(Ordering::Acquire);
         // The consumer may be ahead of `tail` (it polls headers), by less than a lap.
-        if (tail.wrapping_sub(head) > self.cap && head.wrapping_sub(tail) > self.cap)
-            || (tail | head) % HDR != 0
-        {
+        if laps_apart(tail, head, self.cap) || (tail | head) % HDR != 0 {
             return Err(corrupt("byte ring indices out of range or unaligned"));
         }
         if !producer {
