@@ -69,7 +69,7 @@ use crate::lock;
 use crate::owner::{Liveness, OwnerId};
 use crate::raw::Mem;
 use crate::role;
-use crate::us;
+use crate::{laps_apart, us};
 use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
 use std::ptr::NonNull;
 
@@ -297,9 +297,7 @@ impl End {
         let tail = h.tail.0.load(Ordering::Acquire);
         let head = h.head.0.load(Ordering::Acquire);
         // The consumer may be ahead of `tail` (it polls headers), by less than a lap.
-        if (tail.wrapping_sub(head) > self.cap && head.wrapping_sub(tail) > self.cap)
-            || (tail | head) % HDR != 0
-        {
+        if laps_apart(tail, head, self.cap) || (tail | head) % HDR != 0 {
             return Err(corrupt("byte ring indices out of range or unaligned"));
         }
         if !producer {
@@ -463,6 +461,25 @@ macro_rules! attach_fns {
                 )
             }
 
+            /// Attaches to the byte ring at `ptr`, exclusively or `shared`.
+            ///
+            /// # Errors
+            /// As `attach`.
+            ///
+            /// # Safety
+            /// `ptr` must be valid for reads and writes of `len` bytes for the
+            /// handle's lifetime (other processes may write it).
+            pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
+                // SAFETY: forwarded from the caller.
+                let mem = unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }?;
+                let mode = if shared {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                };
+                Self::from_mem(mem, mode)
+            }
+
             /// Another shared handle to the same end, on the same memory
             /// (heap rings too). The new handle locks per operation.
             ///
@@ -507,55 +524,6 @@ macro_rules! attach_fns {
 
 attach_fns!(Producer);
 attach_fns!(Consumer);
-
-/// Attaches to the byte ring at `ptr` (for both ends' `attach_raw`).
-///
-/// # Safety
-/// As `Producer::attach_raw`.
-unsafe fn attach_mem(ptr: NonNull<u8>, len: usize) -> Result<Mem> {
-    // SAFETY: forwarded from the caller.
-    unsafe { Mem::attach_raw(ptr, len, RingKind::Bytes) }
-}
-
-macro_rules! attach_raw_doc {
-    () => {
-        "Attaches to the byte ring at `ptr`, exclusively or `shared`.\n\n\
-         # Errors\nAs `attach`.\n\n# Safety\n`ptr` must be valid for reads and writes \
-         of `len` bytes for the handle's lifetime (other processes may write it)."
-    };
-}
-
-impl Producer {
-    #[doc = attach_raw_doc!()]
-    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(
-            mem,
-            if shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
-        )
-    }
-}
-
-impl Consumer {
-    #[doc = attach_raw_doc!()]
-    pub unsafe fn attach_raw(ptr: NonNull<u8>, len: usize, shared: bool) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let mem = unsafe { attach_mem(ptr, len) }?;
-        Self::from_mem(
-            mem,
-            if shared {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
-            },
-        )
-    }
-}
 
 impl Producer {
     fn from_mem(mem: Mem, mode: Mode) -> Result<Self> {

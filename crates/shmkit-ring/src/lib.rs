@@ -81,3 +81,12 @@ compile_error!("shmkit-ring supports 64-bit targets only (positions and sizes ar
 pub(crate) const fn us(x: u64) -> usize {
     x as usize
 }
+
+/// Whether the indices `a` and `b` of a ring of capacity `cap` are more than a lap
+/// apart in both directions, which no protocol state allows: either may be ahead of
+/// the other (a consumer polls slots or headers past the shared `tail`), by a lap
+/// at most. A value read from shared memory that fails this is corrupt.
+#[inline(always)]
+pub(crate) const fn laps_apart(a: u64, b: u64, cap: u64) -> bool {
+    a.wrapping_sub(b) > cap && b.wrapping_sub(a) > cap
+}

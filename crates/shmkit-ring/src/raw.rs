@@ -125,7 +125,7 @@ shmkit_segment::assert_layout!(RingHeader, size = 384, align = 128,
     meta @ 0, tail @ 128, head @ 256);
 
 /// Offset of the ring's layout version word (an `AtomicU32` holding [`VERSION`], or
-/// [`SPSC_VERSION`] for an SPSC ring).
+/// [`SPSC_VERSION`] for an SPSC ring, [`BYTES_VERSION`] for a byte ring).
 pub const VERSION_OFFSET: usize =
     std::mem::offset_of!(RingHeader, meta) + std::mem::offset_of!(Meta, version);
 #[cfg(not(shmkit_loom))]

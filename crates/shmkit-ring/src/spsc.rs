@@ -34,7 +34,7 @@ use crate::error::{corrupt, Error, Result};
 use crate::owner::OwnerId;
 use crate::raw::Mem;
 use crate::role;
-use crate::us;
+use crate::{laps_apart, us};
 use bytemuck::Pod;
 use shmkit_segment::shim::atomic::Ordering;
 use std::ptr::NonNull;
@@ -113,7 +113,7 @@ fn load_indices(mem: &Mem) -> Result<(u64, u64)> {
     let tail = h.tail.0.load(Ordering::Acquire);
     let head = h.head.0.load(Ordering::Acquire);
     let cap = mem.cfg().cap_u64();
-    if tail.wrapping_sub(head) > cap && head.wrapping_sub(tail) > cap {
+    if laps_apart(tail, head, cap) {
         return Err(corrupt("tail and head more than a lap apart"));
     }
     Ok((head, tail))
@@ -505,7 +505,7 @@ impl Consumer {
     pub fn len(&mut self) -> Result<usize> {
         // Acquire: pairs with the producer's Release store of `tail`.
         let tail = self.mem.header().tail.0.load(Ordering::Acquire);
-        if tail.wrapping_sub(self.head) > self.cap && self.head.wrapping_sub(tail) > self.cap {
+        if laps_apart(tail, self.head, self.cap) {
             return Err(corrupt("producer index out of range"));
         }
         let end = published_end(&self.mem, self.head, tail)?;

@@ -18,14 +18,19 @@ use std::time::Duration;
 const KILLS: u64 = 50;
 const STOP: u64 = u64::MAX;
 const LOG: usize = 1 << 20;
+// Shared words: [0] consumer log length, [1..=KILLS] producer progress, then the log.
+#[allow(clippy::cast_possible_truncation)] // KILLS is 50
+const LOG0: usize = 2 + KILLS as usize;
+
+/// The shared word counting producer `k`'s pushes that returned.
+fn progress(k: u64) -> usize {
+    1 + usize::try_from(k).unwrap()
+}
 
 #[test]
 fn killed_producers_lose_nothing_that_returned() {
     let cfg = RingConfig::mpmc_of::<u64>(16).unwrap();
-    // words: [0] consumer log length, [1..=KILLS] producer progress, then the log.
-    let progress = |k: u64| 1 + usize::try_from(k).unwrap();
-    let log0 = 2 + usize::try_from(KILLS).unwrap();
-    let sh = Shared::new(cfg.size(), log0 + LOG);
+    let sh = Shared::new(cfg.size(), LOG0 + LOG);
     mpmc::init(&sh.seg, sh.ring, &cfg).unwrap();
     let q = mpmc::Mpmc::attach(&sh.seg, sh.ring).unwrap();
 
@@ -33,61 +38,22 @@ fn killed_producers_lose_nothing_that_returned() {
         let (mut q, sh) = (q.clone(), &sh);
         fork(move || {
             q.refresh_identity();
-            let mut n = 0;
-            loop {
-                match q.try_pop::<u64>() {
-                    Ok(STOP) => return 0,
-                    Ok(v) if n < LOG => {
-                        // Relaxed: published by the Release length store.
-                        sh.word(log0 + n).store(v, Ordering::Relaxed);
-                        n += 1;
-                        // Release: pairs with the parent's Acquire load.
-                        sh.word(0).store(n as u64, Ordering::Release);
-                    }
-                    Ok(_) => return 3,
-                    Err(Error::Empty) => std::hint::spin_loop(),
-                    Err(_) => return 2,
-                }
-            }
+            log_pops(sh, || q.try_pop::<u64>())
         })
     };
-    let mut returned = Vec::new();
-    for k in 0..KILLS {
-        let child = {
-            let (mut q, sh) = (q.clone(), &sh);
-            fork(move || {
-                q.refresh_identity();
-                for i in 0.. {
-                    let mut v = (k << 32) | i;
-                    while let Err(e) = q.try_push(v) {
-                        match e {
-                            Error::Full(x) => v = x,
-                            _ => return 2,
-                        }
-                    }
-                    // Release: pairs with the parent's Acquire load: push i returned.
-                    sh.word(progress(k)).store(i + 1, Ordering::Release);
-                }
-                0
-            })
-        };
-        // Kill at a varying point of the stream, in the middle of pushes.
-        let at = 50 + (k * 97) % 400;
-        wait_until(Duration::from_secs(30), "producer progress", || {
-            sh.load(progress(k)) >= at
-        });
-        kill(child);
-        let st = wait(child, Duration::from_secs(30));
-        assert!(libc::WIFSIGNALED(st), "producer {k} was killed");
-        returned.push(sh.load(progress(k)));
-    }
+    let returned = kill_producers(&sh, |k| {
+        let (mut q, sh) = (q.clone(), &sh);
+        fork(move || {
+            q.refresh_identity();
+            push_forever(sh, k, |v| q.try_push(v))
+        })
+    });
     while q.try_push(STOP).is_err() {
         std::thread::yield_now();
     }
     wait_ok(consumer, Duration::from_secs(60));
 
-    let n = usize::try_from(sh.load(0)).unwrap();
-    let log: Vec<u64> = (0..n).map(|i| sh.load(log0 + i)).collect();
+    let log = read_log(&sh);
     let extra = check_log(&log, &returned);
     eprintln!("{KILLS} producers killed; {extra} in-flight pushes were delivered anyway");
 }
@@ -101,10 +67,7 @@ fn killed_producers_lose_nothing_that_returned() {
 #[test]
 fn spsc_killed_producers_lose_nothing_that_returned() {
     let cfg = RingConfig::spsc_of::<u64>(16).unwrap();
-    // words: [0] consumer log length, [1..=KILLS] producer progress, then the log.
-    let progress = |k: u64| 1 + usize::try_from(k).unwrap();
-    let log0 = 2 + usize::try_from(KILLS).unwrap();
-    let sh = Shared::new(cfg.size(), log0 + LOG);
+    let sh = Shared::new(cfg.size(), LOG0 + LOG);
     spsc::init(&sh.seg, sh.ring, &cfg).unwrap();
 
     let consumer = {
@@ -113,46 +76,80 @@ fn spsc_killed_producers_lose_nothing_that_returned() {
             let Ok(mut rx) = spsc::Consumer::attach(&sh.seg, sh.ring) else {
                 return 4;
             };
-            let mut n = 0;
-            loop {
-                match rx.try_pop::<u64>() {
-                    Ok(STOP) => return 0,
-                    Ok(v) if n < LOG => {
-                        // Relaxed: published by the Release length store.
-                        sh.word(log0 + n).store(v, Ordering::Relaxed);
-                        n += 1;
-                        // Release: pairs with the parent's Acquire load.
-                        sh.word(0).store(n as u64, Ordering::Release);
-                    }
-                    Ok(_) => return 3,
-                    Err(Error::Empty) => std::hint::spin_loop(),
-                    Err(_) => return 2,
-                }
-            }
+            log_pops(sh, || rx.try_pop::<u64>())
         })
     };
+    let returned = kill_producers(&sh, |k| {
+        let sh = &sh;
+        fork(move || {
+            let Ok(mut tx) = spsc::Producer::attach(&sh.seg, sh.ring) else {
+                return 4;
+            };
+            push_forever(sh, k, |v| tx.try_push(v))
+        })
+    });
+    let mut tx = spsc::Producer::attach(&sh.seg, sh.ring).unwrap();
+    while tx.try_push(STOP).is_err() {
+        std::thread::yield_now();
+    }
+    wait_ok(consumer, Duration::from_secs(60));
+
+    let log = read_log(&sh);
+    assert!(
+        log.windows(2).all(|w| w[0] >> 32 <= w[1] >> 32),
+        "producers' items interleaved"
+    );
+    let extra = check_log(&log, &returned);
+    eprintln!("{KILLS} SPSC producers killed; {extra} in-flight pushes were delivered anyway");
+}
+
+/// The consumer child's loop: logs each item `pop` returns (the count in word 0, the
+/// items from word `LOG0`) until `STOP`, spinning while the ring is empty. Exit code
+/// 0 at `STOP`, 2 on a pop error, 3 if the log is full.
+fn log_pops(sh: &Shared, mut pop: impl FnMut() -> Result<u64, Error>) -> i32 {
+    let mut n = 0;
+    loop {
+        match pop() {
+            Ok(STOP) => return 0,
+            Ok(v) if n < LOG => {
+                // Relaxed: published by the Release length store.
+                sh.word(LOG0 + n).store(v, Ordering::Relaxed);
+                n += 1;
+                // Release: pairs with the parent's Acquire load.
+                sh.word(0).store(n as u64, Ordering::Release);
+            }
+            Ok(_) => return 3,
+            Err(Error::Empty) => std::hint::spin_loop(),
+            Err(_) => return 2,
+        }
+    }
+}
+
+/// Producer `k`'s child loop: pushes `k << 32 | i` for `i = 0..` with `push` (retrying
+/// while full), counting in word `progress(k)` each push that returned, until killed.
+/// Exit code 2 on a push error other than full.
+fn push_forever(sh: &Shared, k: u64, mut push: impl FnMut(u64) -> Result<(), Error<u64>>) -> i32 {
+    for i in 0.. {
+        let mut v = (k << 32) | i;
+        while let Err(e) = push(v) {
+            match e {
+                Error::Full(x) => v = x,
+                _ => return 2,
+            }
+        }
+        // Release: pairs with the parent's Acquire load: push i returned.
+        sh.word(progress(k)).store(i + 1, Ordering::Release);
+    }
+    0
+}
+
+/// Runs `KILLS` producers in turn (`spawn(k)` forks producer `k`), SIGKILLing each at a
+/// varying point of its stream, in the middle of pushes; returns how many pushes of
+/// each returned before the kill.
+fn kill_producers(sh: &Shared, spawn: impl Fn(u64) -> libc::pid_t) -> Vec<u64> {
     let mut returned = Vec::new();
     for k in 0..KILLS {
-        let child = {
-            let sh = &sh;
-            fork(move || {
-                let Ok(mut tx) = spsc::Producer::attach(&sh.seg, sh.ring) else {
-                    return 4;
-                };
-                for i in 0.. {
-                    let mut v = (k << 32) | i;
-                    while let Err(e) = tx.try_push(v) {
-                        match e {
-                            Error::Full(x) => v = x,
-                            _ => return 2,
-                        }
-                    }
-                    // Release: pairs with the parent's Acquire load: push i returned.
-                    sh.word(progress(k)).store(i + 1, Ordering::Release);
-                }
-                0
-            })
-        };
+        let child = spawn(k);
         let at = 50 + (k * 97) % 400;
         wait_until(Duration::from_secs(30), "producer progress", || {
             sh.load(progress(k)) >= at
@@ -165,20 +162,13 @@ fn spsc_killed_producers_lose_nothing_that_returned() {
         );
         returned.push(sh.load(progress(k)));
     }
-    let mut tx = spsc::Producer::attach(&sh.seg, sh.ring).unwrap();
-    while tx.try_push(STOP).is_err() {
-        std::thread::yield_now();
-    }
-    wait_ok(consumer, Duration::from_secs(60));
+    returned
+}
 
+/// The consumer's log as the parent sees it.
+fn read_log(sh: &Shared) -> Vec<u64> {
     let n = usize::try_from(sh.load(0)).unwrap();
-    let log: Vec<u64> = (0..n).map(|i| sh.load(log0 + i)).collect();
-    assert!(
-        log.windows(2).all(|w| w[0] >> 32 <= w[1] >> 32),
-        "producers' items interleaved"
-    );
-    let extra = check_log(&log, &returned);
-    eprintln!("{KILLS} SPSC producers killed; {extra} in-flight pushes were delivered anyway");
+    (0..n).map(|i| sh.load(LOG0 + i)).collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};
-use loom::sync::Arc;
+use loom::sync::{Arc, Mutex};
 use loom::thread;
 use shmkit_ring::mpmc::CrashPoint;
 use shmkit_ring::owner::Liveness;
@@ -294,6 +294,25 @@ fn mpmc_dead_consumer_is_passed() {
     });
 }
 
+fn push_bytes(tx: &mut bytes::Producer, m: &[u8]) {
+    while tx.try_push(m).is_err() {
+        thread::yield_now();
+    }
+}
+
+/// Pushes `m` with the handle `pick` chooses, taking `lock` for each attempt (as a
+/// pipe's message lock) and yielding between attempts with the lock released.
+fn push_bytes_locked<P>(lock: &Mutex<P>, pick: impl Fn(&mut P) -> &mut bytes::Producer, m: &[u8]) {
+    loop {
+        let mut g = lock.lock().unwrap();
+        if pick(&mut g).try_push(m).is_ok() {
+            return;
+        }
+        drop(g);
+        thread::yield_now();
+    }
+}
+
 fn pop_bytes(rx: &mut bytes::Consumer) -> Vec<u8> {
     loop {
         match rx.try_pop_vec() {
@@ -312,9 +331,7 @@ fn bytes_in_order_with_wrap() {
         let msgs: [&[u8]; 3] = [b"abcdefgh", b"x", b"12345678"];
         let p = thread::spawn(move || {
             for m in msgs {
-                while tx.try_push(m).is_err() {
-                    thread::yield_now();
-                }
+                push_bytes(&mut tx, m);
             }
         });
         for m in msgs {
@@ -332,14 +349,8 @@ fn bytes_shared_producers() {
         let mut a = tx.new_shared().unwrap();
         let mut b = tx.new_shared().unwrap();
         drop(tx);
-        let t = thread::spawn(move || {
-            while a.try_push(b"aaaaaaaaaa").is_err() {
-                thread::yield_now();
-            }
-        });
-        while b.try_push(b"bb").is_err() {
-            thread::yield_now();
-        }
+        let t = thread::spawn(move || push_bytes(&mut a, b"aaaaaaaaaa"));
+        push_bytes(&mut b, b"bb");
         let mut got = vec![pop_bytes(&mut rx), pop_bytes(&mut rx)];
         got.sort();
         assert_eq!(got, [b"aaaaaaaaaa".to_vec(), b"bb".to_vec()]);
@@ -361,29 +372,15 @@ fn bytes_serialized_producers_under_a_lock() {
         // SAFETY: as above.
         let b = unsafe { tx.new_serialized() }.unwrap();
         drop(tx);
-        let lock = loom::sync::Arc::new(loom::sync::Mutex::new((a, b)));
-        let l2 = loom::sync::Arc::clone(&lock);
+        let lock = Arc::new(Mutex::new((a, b)));
+        let l2 = Arc::clone(&lock);
         let t = thread::spawn(move || {
             for m in [&b"abcdefghijklmnopqrstuvwx"[..], b"x"] {
-                loop {
-                    let mut g = l2.lock().unwrap();
-                    if g.0.try_push(m).is_ok() {
-                        break;
-                    }
-                    drop(g);
-                    thread::yield_now();
-                }
+                push_bytes_locked(&l2, |g| &mut g.0, m);
             }
         });
         assert_eq!(pop_bytes(&mut rx), b"abcdefghijklmnopqrstuvwx");
-        loop {
-            let mut g = lock.lock().unwrap();
-            if g.1.try_push(b"1234567890123456").is_ok() {
-                break;
-            }
-            drop(g);
-            thread::yield_now();
-        }
+        push_bytes_locked(&lock, |g| &mut g.1, b"1234567890123456");
         let mut got = vec![pop_bytes(&mut rx), pop_bytes(&mut rx)];
         got.sort();
         assert_eq!(got, [b"1234567890123456".to_vec(), b"x".to_vec()]);
@@ -404,9 +401,7 @@ fn bytes_header_polling_with_wrap_and_header_like_payload() {
         let msgs: [&[u8]; 4] = [b"", &FAKE, b"", &FAKE];
         let p = thread::spawn(move || {
             for m in msgs {
-                while tx.try_push(m).is_err() {
-                    thread::yield_now();
-                }
+                push_bytes(&mut tx, m);
             }
         });
         for m in msgs {
