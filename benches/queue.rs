@@ -591,6 +591,45 @@ fn one_way(
     record(id, d, n).mul_f64(iters as f64 / n as f64)
 }
 
+/// [`one_way`] of `u64` items through a blocking serde [`Queue`] of 1024 slots.
+fn queue_u64_one_way(id: &str, iters: u64, producers: u64, consumers: u64) -> Duration {
+    let q = queue_u64(1024);
+    one_way(
+        id,
+        iters,
+        8,
+        producers,
+        consumers,
+        |k| (0..k).for_each(|i| q.put(i).unwrap()),
+        |k| {
+            (0..k).for_each(|_| {
+                black_box(q.get().unwrap());
+            })
+        },
+    )
+}
+
+/// [`one_way`] of `u64` items through one `pipe(2)` shared by every process.
+fn pipe_u64_one_way(id: &str, iters: u64, producers: u64, consumers: u64) -> Duration {
+    let p = pipe();
+    let d = one_way(
+        id,
+        iters,
+        8,
+        producers,
+        consumers,
+        |k| (0..k).for_each(|i| write_all(p[1], &i.to_ne_bytes())),
+        |k| {
+            let mut buf = [0u8; 8];
+            // 8-byte writes are atomic (< PIPE_BUF) and a read of 8 bytes takes one
+            // whole item, also with several readers and writers.
+            (0..k).for_each(|_| read_exact(p[0], &mut buf));
+        },
+    );
+    p.into_iter().for_each(close);
+    d
+}
+
 fn bench_throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("one-way throughput 1P/1C");
     for (size, cap) in [(8usize, 1024usize), (1024, 256), (65536, 16)] {
@@ -665,83 +704,19 @@ fn bench_throughput(c: &mut Criterion) {
         );
     }
     g.bench_function("shmkit Queue<u64> (serde, blocking)", |b| {
-        b.iter_custom(|n| {
-            let q = queue_u64(1024);
-            one_way(
-                "tp queue u64",
-                n,
-                8,
-                1,
-                1,
-                |k| (0..k).for_each(|i| q.put(i).unwrap()),
-                |k| {
-                    (0..k).for_each(|_| {
-                        black_box(q.get().unwrap());
-                    })
-                },
-            )
-        });
+        b.iter_custom(|n| queue_u64_one_way("tp queue u64", n, 1, 1));
     });
     g.bench_function("pipe(2) u64", |b| {
-        b.iter_custom(|n| {
-            let p = pipe();
-            let d = one_way(
-                "tp pipe u64",
-                n,
-                8,
-                1,
-                1,
-                |k| (0..k).for_each(|i| write_all(p[1], &i.to_ne_bytes())),
-                |k| {
-                    let mut buf = [0u8; 8];
-                    (0..k).for_each(|_| read_exact(p[0], &mut buf));
-                },
-            );
-            p.into_iter().for_each(close);
-            d
-        });
+        b.iter_custom(|n| pipe_u64_one_way("tp pipe u64", n, 1, 1));
     });
     g.finish();
 
     let mut g = c.benchmark_group("MPMC 2P+2C u64");
     g.bench_function("shmkit Queue<u64>", |b| {
-        b.iter_custom(|n| {
-            let q = queue_u64(1024);
-            one_way(
-                "mpmc queue",
-                n,
-                8,
-                2,
-                2,
-                |k| (0..k).for_each(|i| q.put(i).unwrap()),
-                |k| {
-                    (0..k).for_each(|_| {
-                        black_box(q.get().unwrap());
-                    })
-                },
-            )
-        });
+        b.iter_custom(|n| queue_u64_one_way("mpmc queue", n, 2, 2));
     });
     g.bench_function("pipe(2), shared by all four", |b| {
-        b.iter_custom(|n| {
-            let p = pipe();
-            let d = one_way(
-                "mpmc pipe",
-                n,
-                8,
-                2,
-                2,
-                |k| (0..k).for_each(|i| write_all(p[1], &i.to_ne_bytes())),
-                |k| {
-                    let mut buf = [0u8; 8];
-                    // 8-byte writes are atomic (< PIPE_BUF) and a read of 8 bytes
-                    // takes one whole item.
-                    (0..k).for_each(|_| read_exact(p[0], &mut buf));
-                },
-            );
-            p.into_iter().for_each(close);
-            d
-        });
+        b.iter_custom(|n| pipe_u64_one_way("mpmc pipe", n, 2, 2));
     });
     g.finish();
 }

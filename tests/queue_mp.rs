@@ -108,18 +108,35 @@ fn four_producers_two_consumers_every_item_once_in_order() {
     assert!(q.empty());
 }
 
-#[test]
-fn get_timeout_on_empty_queue_returns_empty_after_the_timeout() {
-    let q: Queue<u64> = Queue::new(4).unwrap();
-    let q2 = q.clone();
-    // A live process holds the other handle, so the get must time out, not disconnect.
+/// Starts a child process that only holds `q` (another handle, in a live process)
+/// until it is killed.
+fn start_holder<T: 'static>(q: Queue<T>) -> Process {
     let mut child = Process::new::<_, ()>(move || {
-        let _keep = q2;
+        let _keep = q;
         loop {
             std::thread::park();
         }
     });
     child.start().unwrap();
+    child
+}
+
+/// Kills `child` from a thread (safe: the parent has forked already) after 200 ms.
+/// Not a proof of anything: it only makes it likely that the caller's blocking call
+/// is asleep first.
+fn kill_soon(child: &Process) -> std::thread::JoinHandle<()> {
+    let killer = child.child().unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        killer.kill().unwrap();
+    })
+}
+
+#[test]
+fn get_timeout_on_empty_queue_returns_empty_after_the_timeout() {
+    let q: Queue<u64> = Queue::new(4).unwrap();
+    // A live process holds the other handle, so the get must time out, not disconnect.
+    let child = start_holder(q.clone());
     // At once (the child may not have run yet): its inherited handles count.
     assert_eq!(q.other_handles(), 2, "the child's inherited handles count");
     let t = Instant::now();
@@ -137,21 +154,8 @@ fn get_timeout_on_empty_queue_returns_empty_after_the_timeout() {
 #[test]
 fn blocked_get_disconnects_when_the_only_other_holder_is_killed() {
     let q: Queue<u64> = Queue::new(4).unwrap();
-    let q2 = q.clone();
-    let mut child = Process::new::<_, ()>(move || {
-        let _keep = q2;
-        loop {
-            std::thread::park();
-        }
-    });
-    child.start().unwrap();
-    // Forked already: a thread in the parent is safe now.
-    let killer = child.child().unwrap();
-    let t = std::thread::spawn(move || {
-        // Not a proof of anything: it only makes it likely that get is asleep first.
-        std::thread::sleep(Duration::from_millis(200));
-        killer.kill().unwrap();
-    });
+    let child = start_holder(q.clone());
+    let t = kill_soon(&child);
     let start = Instant::now();
     let r = q.get_timeout(LONG);
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
@@ -203,20 +207,8 @@ fn a_spawned_process_receives_the_queue_as_a_token() {
 fn blocked_put_disconnects_when_the_only_other_holder_is_killed() {
     let q: Queue<u64> = Queue::new(1).unwrap();
     q.put(1).unwrap();
-    let q2 = q.clone();
-    let mut child = Process::new::<_, ()>(move || {
-        let _keep = q2;
-        loop {
-            std::thread::park();
-        }
-    });
-    child.start().unwrap();
-    let killer = child.child().unwrap();
-    let t = std::thread::spawn(move || {
-        // Not a proof of anything: it only makes it likely that put is asleep first.
-        std::thread::sleep(Duration::from_millis(200));
-        killer.kill().unwrap();
-    });
+    let child = start_holder(q.clone());
+    let t = kill_soon(&child);
     // Full, and the only process that could get dies: Disconnected, item handed back
     // to nobody (the error carries it only for Full).
     let r = q.put_timeout(2, LONG);

@@ -252,39 +252,17 @@ impl Core {
         self.ctl().maxsize.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn push(&self, src: &[u8], deadline: Deadline) -> Result<()> {
+    /// Pushes `src` as one slot, waiting until `deadline` for room (or not at all
+    /// without `block`: then a full queue is [`Error::Full`]).
+    pub(crate) fn push(&self, src: &[u8], deadline: Deadline, block: bool) -> Result<()> {
         let ring = self.ring();
-        raw::push_wait(
-            self.ctl(),
-            &ring,
-            src,
-            deadline,
-            &RegistryPeers(self.ctl(), ring.owner()),
-        )
-    }
-
-    pub(crate) fn try_push(&self, src: &[u8]) -> Result<()> {
-        match raw::try_push(self.ctl(), &self.ring(), src)? {
+        if block {
+            let peers = RegistryPeers(self.ctl(), ring.owner());
+            return raw::push_wait(self.ctl(), &ring, src, deadline, &peers);
+        }
+        match raw::try_push(self.ctl(), &ring, src)? {
             Some(()) => Ok(()),
             None => Err(Error::Full(())),
-        }
-    }
-
-    pub(crate) fn pop(&self, dst: &mut [u8], deadline: Deadline) -> Result<()> {
-        let ring = self.ring();
-        raw::pop_wait(
-            self.ctl(),
-            &ring,
-            dst,
-            deadline,
-            &RegistryPeers(self.ctl(), ring.owner()),
-        )
-    }
-
-    pub(crate) fn try_pop(&self, dst: &mut [u8]) -> Result<()> {
-        match raw::try_pop(self.ctl(), &self.ring(), dst)? {
-            Some(()) => Ok(()),
-            None => Err(Error::Empty),
         }
     }
 

@@ -358,12 +358,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             } else {
                 LEN_PREFIX + len
             };
-            let src = &buf[..used];
-            if block {
-                self.core.push(src, d)
-            } else {
-                self.core.try_push(src)
-            }
+            self.core.push(&buf[..used], d, block)
         });
         r.map_err(|e| e.map_item(|()| item))
     }
@@ -549,12 +544,7 @@ impl<T: Pod> PodQueue<T> {
     }
 
     fn put_deadline(&self, item: T, d: Deadline, block: bool) -> Result<(), Error<T>> {
-        let src = bytemuck::bytes_of(&item);
-        let r = if block {
-            self.core.push(src, d)
-        } else {
-            self.core.try_push(src)
-        };
+        let r = self.core.push(bytemuck::bytes_of(&item), d, block);
         r.map_err(|e| e.map_item(|()| item))
     }
 
@@ -585,11 +575,9 @@ impl<T: Pod> PodQueue<T> {
     fn get_deadline(&self, d: Deadline, block: bool) -> Result<T> {
         let mut v = T::zeroed();
         let dst = bytemuck::bytes_of_mut(&mut v);
-        if block {
-            self.core.pop(dst, d)?;
-        } else {
-            self.core.try_pop(dst)?;
-        }
+        // `dst` is `max_item` bytes (checked in `from_core`), within a slot (checked
+        // in `Core::attach`).
+        self.core.pop_with(d, block, |p| p.read_at(0, dst))?;
         Ok(v)
     }
 
