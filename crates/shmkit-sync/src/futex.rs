@@ -49,7 +49,9 @@
 
 use shmkit_segment::shim::atomic::{fence, AtomicU32, Ordering};
 use shmkit_segment::shim::futex as sys;
-pub use shmkit_segment::shim::futex::WaitAny;
+// Waking needs no spin-budget bookkeeping: the shim's calls, re-exported. The
+// count they return is informational (always 0 under loom).
+pub use shmkit_segment::shim::futex::{wake, wake_all, WaitAny};
 pub use shmkit_segment::shim::time::Deadline;
 use std::time::Duration;
 
@@ -259,19 +261,6 @@ pub fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     #[cfg(not(shmkit_loom))]
     adapt::sleeping();
     sys::wait(word, expected, deadline)
-}
-
-/// Wakes up to `n` sleepers of `word` in any process. The returned count is
-/// informational (always 0 under loom): algorithms count with their own state.
-#[inline]
-pub fn wake(word: &AtomicU32, n: u32) -> usize {
-    sys::wake(word, n)
-}
-
-/// Wakes every sleeper of `word`.
-#[inline]
-pub fn wake_all(word: &AtomicU32) -> usize {
-    sys::wake_all(word)
 }
 
 /// Sleeps until any of `words` differs from its expected value, a wake-up, or the
