@@ -110,14 +110,19 @@ impl Shm {
     }
 }
 
-fn pthread_lock_unlock(m: *mut libc::pthread_mutex_t) {
+/// Locks the robust mutex `m`, making it consistent after EOWNERDEAD.
+fn pthread_lock(m: *mut libc::pthread_mutex_t) {
     // SAFETY: `m` is an initialised process-shared robust mutex in a live mapping.
     let r = unsafe { libc::pthread_mutex_lock(m) };
     if r == libc::EOWNERDEAD {
         // SAFETY: as above; we hold it after EOWNERDEAD.
         unsafe { libc::pthread_mutex_consistent(m) };
     }
-    // SAFETY: as above; this thread holds it.
+}
+
+fn pthread_lock_unlock(m: *mut libc::pthread_mutex_t) {
+    pthread_lock(m);
+    // SAFETY: an initialised robust pshared mutex that this thread just locked.
     unsafe { libc::pthread_mutex_unlock(m) };
 }
 
@@ -199,23 +204,20 @@ fn contend_shmkit(shm: &Shm, n: u64) {
 fn contend_pthread(shm: &Shm, n: u64) {
     let (m, c) = (shm.pthread(), shm.counter());
     for _ in 0..n {
-        // SAFETY: initialised robust pshared mutex in a live mapping.
-        let r = unsafe { libc::pthread_mutex_lock(m) };
-        if r == libc::EOWNERDEAD {
-            // SAFETY: held after EOWNERDEAD.
-            unsafe { libc::pthread_mutex_consistent(m) };
-        }
+        pthread_lock(m);
         c.fetch_add(1, Ordering::Relaxed);
         // SAFETY: held by this thread.
         unsafe { libc::pthread_mutex_unlock(m) };
     }
 }
 
-fn event_child(shm: &Shm, n: u64) {
+/// The Event responder: waits for `a`, "works" for `work`, answers on `b`.
+fn event_child(shm: &Shm, n: u64, work: Duration) {
     let (a, b) = (shm.ev_a(), shm.ev_b());
     for _ in 0..n {
         a.wait_until(Deadline::NEVER);
         a.clear();
+        busy(work);
         b.set();
     }
 }
@@ -230,8 +232,11 @@ fn event_parent(shm: &Shm, n: u64) {
 }
 
 /// Busy-waits `d` (the responder "works" longer than any spin budget, so the
-/// requester has to sleep).
+/// requester has to sleep); zero returns at once, without reading the clock.
 fn busy(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
     let t = Instant::now();
     while t.elapsed() < d {
         std::hint::spin_loop();
@@ -240,36 +245,16 @@ fn busy(d: Duration) {
 
 const WORK: Duration = Duration::from_micros(150);
 
-fn event_child_slow(shm: &Shm, n: u64) {
-    let (a, b) = (shm.ev_a(), shm.ev_b());
-    for _ in 0..n {
-        a.wait_until(Deadline::NEVER);
-        a.clear();
-        busy(WORK);
-        b.set();
-    }
-}
-
-fn futex_child_slow(shm: &Shm, n: u64) {
-    let w = shm.word();
-    for _ in 0..n {
-        while w.load(Ordering::Acquire) != 1 {
-            futex::wait(w, 0, Deadline::NEVER);
-        }
-        busy(WORK);
-        w.store(0, Ordering::Release);
-        futex::wake(w, 1);
-    }
-}
-
 /// Bare futex ping-pong: the word alternates 0 (parent's turn) and 1 (child's turn);
-/// every hand-over is a store + FUTEX_WAKE, every wait a FUTEX_WAIT loop.
-fn futex_child(shm: &Shm, n: u64) {
+/// every hand-over is a store + FUTEX_WAKE, every wait a FUTEX_WAIT loop. The child
+/// "works" for `work` before each answer.
+fn futex_child(shm: &Shm, n: u64, work: Duration) {
     let w = shm.word();
     for _ in 0..n {
         while w.load(Ordering::Acquire) != 1 {
             futex::wait(w, 0, Deadline::NEVER);
         }
+        busy(work);
         w.store(0, Ordering::Release);
         futex::wake(w, 1);
     }
@@ -365,21 +350,41 @@ fn main() {
     let roundtrip: Vec<Variant<'_>> = vec![
         (
             "shmkit Event round trip",
-            Box::new(|n| two_processes(&shm, n, false, event_child, event_parent)),
+            Box::new(|n| {
+                two_processes(
+                    &shm,
+                    n,
+                    false,
+                    |s, n| event_child(s, n, Duration::ZERO),
+                    event_parent,
+                )
+            }),
         ),
         (
             "bare futex ping-pong",
-            Box::new(|n| two_processes(&shm, n, false, futex_child, futex_parent)),
+            Box::new(|n| {
+                two_processes(
+                    &shm,
+                    n,
+                    false,
+                    |s, n| futex_child(s, n, Duration::ZERO),
+                    futex_parent,
+                )
+            }),
         ),
     ];
     let sleeping: Vec<Variant<'_>> = vec![
         (
             "shmkit Event, answer after 150us",
-            Box::new(|n| two_processes(&shm, n, false, event_child_slow, event_parent)),
+            Box::new(|n| {
+                two_processes(&shm, n, false, |s, n| event_child(s, n, WORK), event_parent)
+            }),
         ),
         (
             "bare futex, answer after 150us",
-            Box::new(|n| two_processes(&shm, n, false, futex_child_slow, futex_parent)),
+            Box::new(|n| {
+                two_processes(&shm, n, false, |s, n| futex_child(s, n, WORK), futex_parent)
+            }),
         ),
     ];
     let groups: Vec<(&str, Vec<Variant<'_>>, u64)> = vec![

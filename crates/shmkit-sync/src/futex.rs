@@ -49,7 +49,9 @@
 
 use shmkit_segment::shim::atomic::{fence, AtomicU32, Ordering};
 use shmkit_segment::shim::futex as sys;
-pub use shmkit_segment::shim::futex::WaitAny;
+// Waking needs no spin-budget bookkeeping: the shim's calls, re-exported. The
+// count they return is informational (always 0 under loom).
+pub use shmkit_segment::shim::futex::{wake, wake_all, WaitAny};
 pub use shmkit_segment::shim::time::Deadline;
 use std::time::Duration;
 
@@ -80,8 +82,6 @@ mod adapt {
         static SPINS: Cell<u32> = const { Cell::new(0) };
         /// Spins until the next full-budget probe.
         static GAP: Cell<u32> = const { Cell::new(super::PROBE_EVERY) };
-        /// Whether the current spin is a probe.
-        static PROBING: Cell<bool> = const { Cell::new(false) };
         /// When the current wait's spin started (0: it did not spin).
         static SPIN_START: Cell<u64> = const { Cell::new(0) };
         /// Whether the current wait has slept in the kernel.
@@ -121,13 +121,18 @@ mod adapt {
             started
         };
         if started != 0 {
-            let t = shmkit_segment::shim::time::now_nanos().saturating_sub(started);
-            set(budget().max(t.saturating_mul(2)));
+            raise(shmkit_segment::shim::time::now_nanos().saturating_sub(started));
         }
     }
 
-    /// The budget for the next spin: a full probe once the probe gap has passed.
-    pub(super) fn next_budget() -> u64 {
+    /// A wait that took `t` ns without sleeping: the budget becomes at least `2t`.
+    pub(super) fn raise(t: u64) {
+        set(budget().max(t.saturating_mul(2)));
+    }
+
+    /// The budget for the next spin, and whether that spin is a probe (a full
+    /// budget, once the probe gap has passed).
+    pub(super) fn next_budget() -> (u64, bool) {
         let n = SPINS.with(|c| {
             let n = c.get().wrapping_add(1);
             c.set(n);
@@ -135,26 +140,23 @@ mod adapt {
         });
         if n >= GAP.with(Cell::get) {
             SPINS.with(|c| c.set(0));
-            PROBING.with(|c| c.set(true));
-            MAX
+            (MAX, true)
         } else {
-            budget()
+            (budget(), false)
         }
     }
 
-    /// Called when a spin ends: a failed probe doubles the gap to the next one (up to
-    /// PROBE_EVERY * MAX_PROBE_BACKOFF), a successful one resets it.
+    /// Called when a probe ends: a failed one doubles the gap to the next probe (up
+    /// to PROBE_EVERY * MAX_PROBE_BACKOFF), a successful one resets it.
     pub(super) fn probe_result(ok: bool) {
-        if PROBING.with(|c| c.replace(false)) {
-            let gap = if ok {
-                super::PROBE_EVERY
-            } else {
-                GAP.with(Cell::get)
-                    .saturating_mul(2)
-                    .min(super::PROBE_EVERY * MAX_PROBE_BACKOFF)
-            };
-            GAP.with(|c| c.set(gap));
-        }
+        let gap = if ok {
+            super::PROBE_EVERY
+        } else {
+            GAP.with(Cell::get)
+                .saturating_mul(2)
+                .min(super::PROBE_EVERY * MAX_PROBE_BACKOFF)
+        };
+        GAP.with(|c| c.set(gap));
     }
 
     /// Failed probes space the next ones out up to this factor.
@@ -198,7 +200,7 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
         if done() {
             return true;
         }
-        let budget = adapt::next_budget();
+        let (budget, probing) = adapt::next_budget();
         if budget == 0 {
             return false;
         }
@@ -209,14 +211,17 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
             for _ in 0..16 {
                 shmkit_segment::shim::spin_loop();
                 if done() {
-                    let t = now_nanos().saturating_sub(start);
-                    adapt::set(adapt::budget().max(t.saturating_mul(2)));
-                    adapt::probe_result(true);
+                    adapt::raise(now_nanos().saturating_sub(start));
+                    if probing {
+                        adapt::probe_result(true);
+                    }
                     return true;
                 }
             }
         }
-        adapt::probe_result(false);
+        if probing {
+            adapt::probe_result(false);
+        }
         false
     }
 }
@@ -256,19 +261,6 @@ pub fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     #[cfg(not(shmkit_loom))]
     adapt::sleeping();
     sys::wait(word, expected, deadline)
-}
-
-/// Wakes up to `n` sleepers of `word` in any process. The returned count is
-/// informational (always 0 under loom): algorithms count with their own state.
-#[inline]
-pub fn wake(word: &AtomicU32, n: u32) -> usize {
-    sys::wake(word, n)
-}
-
-/// Wakes every sleeper of `word`.
-#[inline]
-pub fn wake_all(word: &AtomicU32) -> usize {
-    sys::wake_all(word)
 }
 
 /// Sleeps until any of `words` differs from its expected value, a wake-up, or the

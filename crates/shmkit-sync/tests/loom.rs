@@ -14,6 +14,15 @@ use shmkit_sync::{
     Acquired, Error, RawBarrier, RawCondition, RawEvent, RawMutex, RawRLock, RawSemaphore,
 };
 
+/// Locks `m` (expecting a clean acquisition), increments the non-atomic `data`
+/// under it, and unlocks (as the owner).
+fn locked_increment(m: &RawMutex, data: &UnsafeCell<u32>) {
+    assert_eq!(m.lock(), Acquired::Clean);
+    // SAFETY: exclusive under the lock; loom checks it.
+    data.with_mut(|p| unsafe { *p += 1 });
+    m.unlock().expect("owner unlocks");
+}
+
 /// Two threads increment a non-atomic counter under the mutex: loom's cell checks
 /// catch any overlap (mutual exclusion), and the final value any lost update; a
 /// locker left asleep after the unlock would be a deadlock (no lost wake-up).
@@ -25,12 +34,7 @@ fn mutex_excludes_and_wakes() {
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let (m, data) = (Arc::clone(&m), Arc::clone(&data));
-                thread::spawn(move || {
-                    assert_eq!(m.lock(), Acquired::Clean);
-                    // SAFETY: exclusive under the lock; loom checks it.
-                    data.with_mut(|p| unsafe { *p += 1 });
-                    m.unlock().expect("owner unlocks");
-                })
+                thread::spawn(move || locked_increment(&m, &data))
             })
             .collect();
         for h in hs {
@@ -45,10 +49,10 @@ fn mutex_excludes_and_wakes() {
 
 /// Three lockers, so two can be waiting at once while a third holds the lock or
 /// barges in (it keeps the bits it finds unless it slept): exclusion, and no locker
-/// left asleep (a loom deadlock). The futex model wakes every sleeper on any wake,
-/// so it does not check that one wake-up per unlock is enough; the rule that makes
-/// it enough (a locker that slept takes the word with WAITERS) is argued in
-/// `RawMutex::lock_slow`.
+/// left asleep (a loom deadlock). The futex model wakes exactly as many sleepers as
+/// asked, so the unlock's single wake-up has to be enough; the rule that makes it
+/// enough (a locker that slept takes the word with WAITERS) is argued in
+/// `RawMutex::lock_slow` (breaking it makes `condition_notify_one_each` deadlock).
 #[test]
 fn mutex_three_lockers_no_lost_wakeup() {
     loom::model(|| {
@@ -57,18 +61,10 @@ fn mutex_three_lockers_no_lost_wakeup() {
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let (m, data) = (Arc::clone(&m), Arc::clone(&data));
-                thread::spawn(move || {
-                    assert_eq!(m.lock(), Acquired::Clean);
-                    // SAFETY: exclusive under the lock; loom checks it.
-                    data.with_mut(|p| unsafe { *p += 1 });
-                    m.unlock().expect("owner unlocks");
-                })
+                thread::spawn(move || locked_increment(&m, &data))
             })
             .collect();
-        assert_eq!(m.lock(), Acquired::Clean);
-        // SAFETY: exclusive under the lock; loom checks it.
-        data.with_mut(|p| unsafe { *p += 1 });
-        m.unlock().expect("owner unlocks");
+        locked_increment(&m, &data);
         for h in hs {
             h.join().expect("locker");
         }

@@ -15,7 +15,7 @@
 //!
 //! Under `--cfg shmkit_loom` the futexes are modelled by one loom mutex + condvar and a
 //! list of sleepers per word: `wake(word, n)` wakes exactly `n` of that word's sleepers
-//! (oldest first), so a waker that forgets to wake, or wakes too few, or the wrong
+//! (lowest ticket first), so a waker that forgets to wake, or wakes too few, or the wrong
 //! word, shows up as a loom deadlock; a finite deadline is modelled as timing out at
 //! once.
 
@@ -215,8 +215,10 @@ mod sys {
         true
     }
 
-    /// Wakes exactly `n` (or all, if fewer) of `word`'s sleepers, oldest first, as
-    /// the kernel may: a waker that wakes too few shows up as a loom deadlock.
+    /// Wakes exactly `n` (or all, if fewer) of `word`'s sleepers, as the kernel may:
+    /// a waker that wakes too few shows up as a loom deadlock. Sleepers are chosen by
+    /// ticket, and a freed ticket is reused, so this is not strictly oldest first (the
+    /// kernel promises no order either; the model explores only this one).
     pub(super) fn wake(word: &AtomicU32, n: u32) -> usize {
         let mut g = SLEEPERS.lock().expect("futex model lock");
         let a = addr(word);
