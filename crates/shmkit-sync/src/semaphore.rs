@@ -179,7 +179,13 @@ impl RawSemaphore {
         loop {
             // Relaxed: the CASes below carry the ordering.
             let v = self.word.load(Ordering::Relaxed);
-            let me = if announced { SLEEPER } else { 0 };
+            // Our own count, if we announced one; shared memory is untrusted: a count
+            // that a faulty peer cleared is not decremented (no underflow).
+            let me = if announced && sleepers(v) > 0 {
+                SLEEPER
+            } else {
+                0
+            };
             if v & VALUE_MASK != 0 {
                 // Acquire: pairs with the Release CAS in `release`.
                 if self
