@@ -22,6 +22,9 @@
     clippy::cast_possible_truncation
 )]
 
+mod common;
+
+use common::{read_exact, write_all};
 use criterion::{BenchmarkId, Criterion};
 use shmkit::pipe::{Connection, Pipe, Receiver, Sender};
 use shmkit::segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -176,24 +179,6 @@ fn rt_futex_sleeping(iters: u64) -> Duration {
 }
 
 // ---- descriptors: pipe(2) and a Unix socket pair ----------------------------------
-
-fn write_all(fd: RawFd, mut buf: &[u8]) {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is valid for reads of its length; `fd` is open.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        assert!(n > 0, "write: {}", std::io::Error::last_os_error());
-        buf = &buf[n as usize..];
-    }
-}
-
-fn read_exact(fd: RawFd, mut buf: &mut [u8]) {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is valid for writes of its length; `fd` is open.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        assert!(n > 0, "read: {}", std::io::Error::last_os_error());
-        buf = &mut buf[n as usize..];
-    }
-}
 
 /// (parent reads, parent writes, child reads, child writes)
 fn fds(socket: bool) -> [RawFd; 4] {

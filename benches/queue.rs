@@ -22,6 +22,9 @@
 //! ran, warm-up included).
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+mod common;
+
+use common::{pin, read_exact, two_cores, unpin, write_all};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use shmkit::queue::{Queue, QueueOptions};
 use shmkit::ring::{spsc, RingConfig};
@@ -72,40 +75,6 @@ fn relax() {
             spin_loop();
         }
     });
-}
-
-/// CPUs online. Not `available_parallelism`: that follows this process's affinity,
-/// which `pin` narrows to one CPU, and would then report one core for good.
-fn online_cpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).unwrap_or(1).clamp(1, 1024)
-}
-
-fn two_cores() -> bool {
-    online_cpus() >= 2
-}
-
-/// Pins the calling process to `cpu` (ignored if it fails).
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE (we only use 0 and 1).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 = this process.
-    let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-}
-
-/// Unpins the calling process (every CPU).
-fn unpin() {
-    // SAFETY: as in `pin`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for cpu in 0..online_cpus() {
-        // SAFETY: as in `pin`.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    // SAFETY: as in `pin`.
-    let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
 }
 
 /// Forks a child that runs `f` and `_exit`s; returns its pid.
@@ -195,26 +164,6 @@ fn pingpong(
 
 /// Fewest round trips per ping-pong run.
 const PP_MIN: u64 = 20_000;
-
-fn write_all(fd: i32, buf: &[u8]) {
-    let mut off = 0;
-    while off < buf.len() {
-        // SAFETY: `buf[off..]` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
-        assert!(n > 0, "write: {}", std::io::Error::last_os_error());
-        off += n as usize;
-    }
-}
-
-fn read_exact(fd: i32, buf: &mut [u8]) {
-    let mut off = 0;
-    while off < buf.len() {
-        // SAFETY: `buf[off..]` is valid for writes of its length.
-        let n = unsafe { libc::read(fd, buf[off..].as_mut_ptr().cast(), buf.len() - off) };
-        assert!(n > 0, "read: {}", std::io::Error::last_os_error());
-        off += n as usize;
-    }
-}
 
 fn close(fd: i32) {
     // SAFETY: `fd` is an fd we own and no longer use.

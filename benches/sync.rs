@@ -15,6 +15,8 @@
 //! variants of a group interleaved run by run).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion};
 use raw_sync::locks::{LockInit, Mutex as RsMutex};
 use shmkit::segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -126,22 +128,6 @@ fn pthread_lock_unlock(m: *mut libc::pthread_mutex_t) {
     unsafe { libc::pthread_mutex_unlock(m) };
 }
 
-/// Restricts the calling thread to CPU `cpu`; returns the previous mask.
-fn pin_to(cpu: usize) -> libc::cpu_set_t {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
-    let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `old` is a writable cpu_set_t of `size` bytes.
-    unsafe { libc::sched_getaffinity(0, size, &mut old) };
-    // SAFETY: as above.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < 2 is within the set's CPU_SETSIZE bits.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of `size` bytes; on failure the mask stays.
-    unsafe { libc::sched_setaffinity(0, size, &set) };
-    old
-}
-
 /// Runs `child(iters)` in a forked child and `parent(iters)` here, started together;
 /// returns the parent's elapsed time until both finished. With `cross_core` the
 /// parent runs on CPU 0 and the child on CPU 1 (the parent's mask is restored).
@@ -152,7 +138,7 @@ fn two_processes(
     child: impl Fn(&Shm, u64),
     parent: impl Fn(&Shm, u64),
 ) -> Duration {
-    let saved = cross_core.then(|| pin_to(0));
+    let saved = cross_core.then(|| common::pin(0));
     shm.go().store(0, Ordering::SeqCst);
     shm.done().store(0, Ordering::SeqCst);
     // SAFETY: the bench is single-threaded at this point; the child only touches the
@@ -161,7 +147,7 @@ fn two_processes(
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         if cross_core {
-            pin_to(1);
+            common::pin(1);
         }
         shm.go().fetch_add(1, Ordering::SeqCst);
         while shm.go().load(Ordering::SeqCst) != 2 {
@@ -186,8 +172,7 @@ fn two_processes(
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     if let Some(old) = saved {
-        // SAFETY: `old` is the mask read by `pin_to`, a valid cpu_set_t.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+        common::restore(&old);
     }
     e
 }
