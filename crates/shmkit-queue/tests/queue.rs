@@ -49,6 +49,13 @@ fn maxsize_rounds_up_and_default_is_large() {
         .anonymous()
         .unwrap();
     assert_eq!(q.capacity(), 64);
+    // 20 + 4 bytes of item, 16 of bookkeeping: 40, one whole 64-byte line per slot.
+    let q: Queue<u8> = QueueOptions::new(0)
+        .max_item_size(20)
+        .capacity_bytes(64 * 100)
+        .anonymous()
+        .unwrap();
+    assert_eq!(q.capacity(), 64);
 }
 
 #[test]

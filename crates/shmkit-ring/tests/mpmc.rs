@@ -215,8 +215,10 @@ fn segment_placement_and_corruption() {
     let mut b = [0u8; 3];
     q.try_pop_bytes(&mut b).unwrap();
     assert_eq!(&b, b"abc");
-    // Stamp of slot 1 (at 384 + 1 * (16 + 24)) gets an invalid state.
-    let stamp: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(384 + 40).unwrap();
+    // Stamp of slot 1 (at 384 + 1 * stride, one 64-byte line for 16 + 24 bytes) gets
+    // an invalid state.
+    assert_eq!(shmkit_ring::raw::mpmc_stride(24), 64);
+    let stamp: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(384 + 64).unwrap();
     stamp.store(7, shmkit_segment::shim::atomic::Ordering::Relaxed);
     assert!(matches!(q.try_push(1u64), Err(Error::Corrupt { .. })));
 }
