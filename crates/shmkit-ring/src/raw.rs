@@ -692,7 +692,7 @@ mod tests {
         for (slot, stride) in [(8, 64), (24, 64), (48, 64), (56, 128), (256, 320)] {
             assert_eq!(mpmc_stride(slot), stride, "slot {slot}");
         }
-        let cfg = RingConfig::mpmc(4, 24).unwrap();
+        let cfg = RingConfig::mpmc(4, 24).expect("a valid shape");
         assert_eq!(cfg.data_len(), 4 * 64);
     }
 }
