@@ -297,3 +297,24 @@ fn pop_with_reads_in_place() {
     assert_eq!(&b, b"short");
     assert!(q.is_empty());
 }
+
+/// `push_ready_for(n)` says whether `n` pushes in a row would find room.
+#[test]
+fn push_ready_for_counts_room() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(4).unwrap()).unwrap();
+    assert!(
+        q.push_ready_for(4) && q.push_ready_for(100),
+        "empty: room for all"
+    );
+    for v in 0..4u64 {
+        q.try_push(v).unwrap();
+    }
+    assert!(!q.push_ready_for(0) && !q.push_ready_for(1) && !q.push_ready_for(2));
+    assert_eq!(q.try_pop::<u64>().unwrap(), 0);
+    assert!(q.push_ready_for(0) && q.push_ready_for(1));
+    assert!(!q.push_ready_for(2), "one free slot is not room for two");
+    assert_eq!(q.try_pop::<u64>().unwrap(), 1);
+    assert!(q.push_ready_for(2) && !q.push_ready_for(3));
+    q.try_push(4u64).unwrap();
+    assert!(q.push_ready_for(1) && !q.push_ready_for(2));
+}
