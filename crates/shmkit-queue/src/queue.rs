@@ -16,8 +16,9 @@ use std::time::Duration;
 pub const DEFAULT_CAPACITY: usize = 1 << 13;
 /// Default largest encoded item of a serde [`Queue`]: 252 bytes (256-byte slots).
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 252;
-/// Bytes of ring bookkeeping per slot (its stamp and owner words), for
-/// [`QueueOptions::capacity_bytes`].
+/// Bytes of ring bookkeeping per slot (its stamp and owner words). A slot takes its
+/// item bytes plus this, rounded up to whole 64-byte lines (see
+/// [`QueueOptions::capacity_bytes`]).
 pub const SLOT_OVERHEAD: usize = 16;
 
 /// How to shape a new queue: capacity in items and/or bytes, and the largest item.
@@ -59,8 +60,9 @@ impl QueueOptions {
         self
     }
 
-    /// Limits the queue's slot memory to `bytes` (slots of max item size plus
-    /// [`SLOT_OVERHEAD`]).
+    /// Limits the queue's slot memory to `bytes`. A slot takes the max item size (plus
+    /// a 4-byte length prefix for serde items, rounded up to 8) plus [`SLOT_OVERHEAD`],
+    /// rounded up to whole 64-byte lines.
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.bytes = Some(bytes);
         self
@@ -77,7 +79,12 @@ impl QueueOptions {
             what: "maxsize too large",
         })?;
         if let Some(b) = self.bytes {
-            let per = max_item + LEN_PREFIX + SLOT_OVERHEAD;
+            let payload = if pod_size.is_some() {
+                max_item.max(1)
+            } else {
+                max_item + LEN_PREFIX
+            };
+            let per = shmkit_ring::raw::mpmc_stride(payload.div_ceil(8) * 8);
             let fit = b / per;
             if fit == 0 {
                 return Err(Error::Config {

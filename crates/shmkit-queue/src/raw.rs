@@ -469,6 +469,12 @@ pub fn try_pop_with<R>(
     }
 }
 
+/// How many free slots a putter that found the queue full waits for before it pushes
+/// again (see [`Mpmc::push_ready_for`]): it then leaves the consumers' lines alone
+/// while it waits, and fills lines they have left. The consumers still have the rest
+/// of a full queue to take meanwhile, so this costs them nothing.
+const ROOM_BATCH: u64 = 16;
+
 /// Pushes `src` as one slot, waiting until `deadline` for room.
 ///
 /// # Errors
@@ -488,7 +494,7 @@ pub fn push_wait(
         peers,
         || Error::Full(()),
         || try_push(ctl, ring, src),
-        || ring.push_ready(),
+        || ring.push_ready_for(ROOM_BATCH),
     )
 }
 

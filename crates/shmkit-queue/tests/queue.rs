@@ -43,12 +43,18 @@ fn maxsize_rounds_up_and_default_is_large() {
         Queue::<u8>::new(-1).unwrap().capacity(),
         shmkit_queue::DEFAULT_CAPACITY
     );
-    let q: Queue<u8> = QueueOptions::new(0)
-        .max_item_size(44)
-        .capacity_bytes(64 * 100)
-        .anonymous()
-        .unwrap();
-    assert_eq!(q.capacity(), 64);
+    // A slot takes item + 4 (rounded up to 8) + 16 bytes of bookkeeping, rounded up to
+    // whole 64-byte lines: 44 + 4 + 16 = 64 exactly; 20 + 4 + 16 = 40 still takes a
+    // line; 52 + 4 + 16 = 72 takes two. 100 lines hold 100 or 50 slots, rounded down
+    // to a power of two.
+    for (max_item, cap) in [(44, 64), (20, 64), (52, 32)] {
+        let q: Queue<u8> = QueueOptions::new(0)
+            .max_item_size(max_item)
+            .capacity_bytes(64 * 100)
+            .anonymous()
+            .unwrap();
+        assert_eq!(q.capacity(), cap, "max_item {max_item}");
+    }
 }
 
 #[test]

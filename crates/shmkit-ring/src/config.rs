@@ -1,7 +1,7 @@
 //! [`RingConfig`]: the shape of a ring, and how much memory it needs.
 
 use crate::error::{Error, Result};
-use crate::raw::{spsc_slot_layout, HEADER_SIZE, SLOT_CTL_SIZE};
+use crate::raw::{mpmc_stride, spsc_slot_layout, HEADER_SIZE};
 use crate::us;
 
 /// Which algorithm a ring runs (stored in its header; an attach checks it).
@@ -197,7 +197,7 @@ impl RingConfig {
     pub const fn data_len(&self) -> usize {
         let per_slot = match self.kind {
             RingKind::Spsc => spsc_slot_layout(us(self.slot_size)).stride as u64,
-            RingKind::Mpmc => self.slot_size + SLOT_CTL_SIZE as u64,
+            RingKind::Mpmc => mpmc_stride(us(self.slot_size)) as u64,
             RingKind::Bytes => 1,
         };
         // Cast: at most 2^32 * (2^24 + 64) < 2^57, fits a 64-bit usize.

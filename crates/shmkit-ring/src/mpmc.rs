@@ -306,6 +306,28 @@ impl Mpmc {
         s == mk(t, EMPTY)
     }
 
+    /// A cheap hint that the ring has room for `n` pushes in a row (`n` clamped to
+    /// `1..=capacity`): the slot `n - 1` positions past the producers' index is free
+    /// for its position (or was claimed already, so the index has moved: look again).
+    /// A producer that found the ring full should wait for this with `n > 1` rather
+    /// than poll [`Mpmc::push_ready`]: that polls the very slot a consumer is freeing,
+    /// taking its line away from the consumer on every read, while this watches a line
+    /// the consumers reach `n - 1` items later, and then finds `n` slots the consumers
+    /// have left behind.
+    #[inline]
+    pub fn push_ready_for(&self, n: u64) -> bool {
+        // Relaxed: a hint; the push that follows re-reads with Acquire.
+        let (t, _) = self.settled(self.mem.header().tail.0.load(Ordering::Relaxed), true);
+        let p = t.wrapping_add(n.clamp(1, self.cap) - 1);
+        // Relaxed: a hint, as above.
+        let s = self
+            .mem
+            .ctl(us(p & self.mask))
+            .stamp
+            .load(Ordering::Relaxed);
+        lap_diff(s, p) >= 0
+    }
+
     /// Whether [`Mpmc::len`] is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -215,8 +215,10 @@ fn segment_placement_and_corruption() {
     let mut b = [0u8; 3];
     q.try_pop_bytes(&mut b).unwrap();
     assert_eq!(&b, b"abc");
-    // Stamp of slot 1 (at 384 + 1 * (16 + 24)) gets an invalid state.
-    let stamp: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(384 + 40).unwrap();
+    // Stamp of slot 1 (at 384 + 1 * stride, one 64-byte line for 16 + 24 bytes) gets
+    // an invalid state.
+    assert_eq!(shmkit_ring::raw::mpmc_stride(24), 64);
+    let stamp: &shmkit_segment::shim::atomic::AtomicU64 = seg.get(384 + 64).unwrap();
     stamp.store(7, shmkit_segment::shim::atomic::Ordering::Relaxed);
     assert!(matches!(q.try_push(1u64), Err(Error::Corrupt { .. })));
 }
@@ -294,4 +296,25 @@ fn pop_with_reads_in_place() {
     q.try_pop_with(|p| p.read_at(0, &mut b)).unwrap();
     assert_eq!(&b, b"short");
     assert!(q.is_empty());
+}
+
+/// `push_ready_for(n)` says whether `n` pushes in a row would find room.
+#[test]
+fn push_ready_for_counts_room() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(4).unwrap()).unwrap();
+    assert!(
+        q.push_ready_for(4) && q.push_ready_for(100),
+        "empty: room for all"
+    );
+    for v in 0..4u64 {
+        q.try_push(v).unwrap();
+    }
+    assert!(!q.push_ready_for(0) && !q.push_ready_for(1) && !q.push_ready_for(2));
+    assert_eq!(q.try_pop::<u64>().unwrap(), 0);
+    assert!(q.push_ready_for(0) && q.push_ready_for(1));
+    assert!(!q.push_ready_for(2), "one free slot is not room for two");
+    assert_eq!(q.try_pop::<u64>().unwrap(), 1);
+    assert!(q.push_ready_for(2) && !q.push_ready_for(3));
+    q.try_push(4u64).unwrap();
+    assert!(q.push_ready_for(1) && !q.push_ready_for(2));
 }
