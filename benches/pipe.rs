@@ -10,7 +10,12 @@
 //!   spinning, fixed 64 KiB slots, one copy in and one out), `pipe(2)`, a socket
 //!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit,
 //!   beside the minimal ring copying 64 KiB slots out of and into 16 MiB buffers
-//!   (the same cache footprint as a 16 MiB message).
+//!   (the same cache footprint as a 16 MiB message);
+//! * beside those, shmkit's zero-copy receive (`recv_bytes_with`): at 64 KiB getting
+//!   the slice only, and, in a group of its own where every receiver reads every
+//!   byte it got (a wrapping sum of 64-bit words), against a socket pair and
+//!   `pipe(2)` doing `read()` + the same fold and shmkit's copying receive + fold;
+//!   at 16 MiB (fragmented, so assembled in a reused buffer).
 //!
 //! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
 //! ratios (median of 5 fixed-size runs per variant). On a busy machine,
@@ -377,6 +382,95 @@ fn tp_shmkit(size: usize, iters: u64) -> Duration {
     )
 }
 
+/// What a receiver does with each message it gets.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Nothing: it only gets the bytes (a copy, or a slice in place).
+    None,
+    /// Reads every byte: a wrapping sum of the message's 64-bit words.
+    Fold,
+}
+
+/// The cheap fold every "reads every byte" receiver applies: a wrapping sum of the
+/// little-endian 64-bit words (the compiler vectorises it), plus the tail bytes.
+#[inline(never)]
+fn fold(msg: &[u8]) -> u64 {
+    let words = msg.chunks_exact(8);
+    let tail = words.remainder().iter().map(|&b| u64::from(b)).sum::<u64>();
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+        .fold(tail, u64::wrapping_add)
+}
+
+fn consume(how: Use, msg: &[u8]) {
+    match how {
+        Use::None => {
+            std::hint::black_box(msg.len());
+        }
+        Use::Fold => {
+            std::hint::black_box(fold(msg));
+        }
+    }
+}
+
+/// `tp_fd` whose receiver also applies `how` to every message it read.
+fn tp_fd_use(socket: bool, size: usize, how: Use, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+                consume(how, &buf);
+            }
+            write_all(f[3], &[1]);
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                write_all(f[1], &buf);
+            }
+            read_exact(f[0], &mut [0u8]);
+        },
+    );
+    close_all(f);
+    e
+}
+
+/// `tp_shmkit` whose receiver copies each message out (`recv_bytes_into`, as there)
+/// or reads it in place (`recv_bytes_with`), then applies `how` to it.
+fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                if in_place {
+                    // SAFETY: only shmkit's pipe code (this bench's two processes)
+                    // writes the pipe's shared memory.
+                    unsafe { rx.recv_bytes_with(|m| consume(how, m)) }.unwrap();
+                } else {
+                    let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
+                    consume(how, &buf[..n]);
+                }
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -430,6 +524,33 @@ fn main() {
                 ("shmkit", Box::new(move |n| tp_shmkit(k64, n))),
                 ("pipe(2)", Box::new(move |n| tp_fd(false, k64, n))),
                 ("unix socketpair", Box::new(move |n| tp_fd(true, k64, n))),
+                (
+                    "shmkit zero-copy (slice only)",
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::None, n)),
+                ),
+            ],
+            2_000,
+            Some(k64),
+        ),
+        (
+            "one-way 64 KiB messages, receiver reads every byte",
+            vec![
+                (
+                    "unix socketpair + fold",
+                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, n)),
+                ),
+                (
+                    "pipe(2) + fold",
+                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, n)),
+                ),
+                (
+                    "shmkit copy + fold",
+                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, n)),
+                ),
+                (
+                    "shmkit zero-copy + fold",
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, n)),
+                ),
             ],
             2_000,
             Some(k64),
@@ -445,6 +566,10 @@ fn main() {
                 (
                     "minimal ring, 16 MiB src/dst buffers",
                     Box::new(move |n| tp_min_ring_buf(k64, m16, n * 256)),
+                ),
+                (
+                    "shmkit recv_bytes_with (assembled)",
+                    Box::new(move |n| tp_shmkit_use(m16, true, Use::None, n)),
                 ),
             ],
             16,

@@ -320,6 +320,51 @@ macro_rules! receiving {
                 }
             }
 
+            /// Receives one whole message and hands it to `f` **without copying it**
+            /// when it travelled in one ring record (messages up to half the ring
+            /// capacity: 512 KiB by default); returns what `f` returns. A longer
+            /// (fragmented) message is assembled in a buffer this handle keeps and
+            /// reuses (up to 64 MiB), then handed to `f`. Blocks, delivers whole
+            /// messages, reports EOF and shares an end with other handles exactly
+            /// like [`Self::recv_bytes`]; after [`Self::poll`] or
+            /// [`Self::poll_timeout`] said a message is there, it waits at most for
+            /// the rest of that message's fragments.
+            ///
+            /// The message is consumed when `f` returns, or unwinds. While `f` runs
+            /// this end's receiving side is held: keep `f` short, and never receive
+            /// on this end (through any handle) inside `f` — that deadlocks.
+            /// Sending is fine.
+            ///
+            /// ```
+            /// use shmkit_pipe::Pipe;
+            ///
+            /// let (a, b) = Pipe::duplex()?;
+            /// a.send_bytes(&[1, 2, 3, 4])?;
+            /// // SAFETY: only shmkit's pipe code writes this pipe's shared memory.
+            /// let sum = unsafe { b.recv_bytes_with(|msg| msg.iter().map(|&x| u32::from(x)).sum::<u32>()) }?;
+            /// assert_eq!(sum, 10);
+            /// # Ok::<(), shmkit_pipe::Error>(())
+            /// ```
+            ///
+            /// # Safety
+            /// `f` reads the message where it lies in shared memory, which every
+            /// process holding the pipe maps. No process may write those bytes
+            /// while `f` runs: every process that uses the pipe through shmkit
+            /// complies (the sender reuses ring bytes only after the receiver
+            /// consumed them); a process that writes the mapping by other means (a
+            /// stray pointer, a hostile peer) would race with `f`'s reads, which
+            /// is undefined behaviour. [`Self::recv_bytes_into`] copies the
+            /// message out first and has no such condition. Ring headers and
+            /// lengths are validated either way: a corrupt ring gives
+            /// [`Error::Corrupt`], never an out-of-bounds slice.
+            ///
+            /// # Errors
+            /// As [`Self::recv_bytes`] ([`Error::Eof`], [`Error::Corrupt`]).
+            pub unsafe fn recv_bytes_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.core.recv_with(f) }
+            }
+
             /// Whether a message (or EOF) can be received now, without blocking.
             ///
             /// # Errors

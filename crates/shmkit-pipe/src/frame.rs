@@ -232,6 +232,127 @@ pub fn recv_message(
     }
 }
 
+/// Receives one whole message and hands it to `f`: in place, as the payload of its
+/// ring record, when it travelled in one record ([`WHOLE`]); otherwise assembled in
+/// `buf` (cleared first; its capacity is reused). Returns what `f` returns.
+///
+/// The record stays in the ring while `f` runs and is consumed when `f` returns (or
+/// unwinds: a panicking `f` consumes the message too). Same framing rules, EOF and
+/// errors as [`recv_message`] without a limit. Under loom a whole message is copied
+/// into `buf` first (loom cannot hand out a slice of its cells).
+///
+/// # Safety
+/// No process may write the bytes of a published record while `f` reads them: true
+/// of every process that follows the ring protocol (the producer reuses ring bytes
+/// only after the consumer released them); a faulty one would be a data race.
+///
+/// # Errors
+/// [`Error::Eof`]; [`Error::Corrupt`]; what the hooks return.
+pub unsafe fn recv_with<R>(
+    cons: &mut Consumer,
+    buf: &mut Vec<u8>,
+    hooks: &mut dyn RecvHooks,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let cap_hint = cons.config().capacity().saturating_mul(4);
+    // (total, bytes so far) of the message being assembled.
+    let mut got: Option<(usize, usize)> = None;
+    let mut closed = false;
+    let mut sink = Sink::Vec(std::mem::take(buf));
+    let put_back = |sink: Sink<'_>, buf: &mut Vec<u8>| {
+        if let Sink::Vec(v) = sink {
+            *buf = v;
+        }
+    };
+    loop {
+        match cons.peek() {
+            // A whole message (also one that interrupts a partial message, whose
+            // sender died mid-way: that one is discarded, as in `step`).
+            Ok(rec) if rec.flags & WHOLE == WHOLE => {
+                put_back(sink, buf);
+                // SAFETY: forwarded from the caller.
+                return Ok(unsafe { in_place(rec, buf, hooks, f) });
+            }
+            Ok(rec) => {
+                if let Some(r) = step(rec, &mut got, None, &mut sink, cap_hint, hooks) {
+                    put_back(sink, buf);
+                    return r.map(|n| f(buf.get(..n).unwrap_or_default()));
+                }
+                continue;
+            }
+            Err(shmkit_ring::Error::Empty) => {}
+            Err(e) => {
+                put_back(sink, buf);
+                return Err(e.into());
+            }
+        }
+        if closed {
+            // As in `recv_message`: EOF, a partial message is discarded.
+            put_back(sink, buf);
+            return Err(Error::Eof);
+        }
+        let mut ready = || !matches!(cons.peek(), Err(shmkit_ring::Error::Empty));
+        match hooks.wait_data(&mut ready) {
+            Ok(Woke::Closed) => closed = true,
+            Ok(Woke::Data) => {}
+            Err(e) => {
+                put_back(sink, buf);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Consumes `rec` (and tells the hooks) when dropped: after `f` returned or unwound.
+struct Held<'a, 'h> {
+    rec: Option<ReadRecord<'a>>,
+    hooks: &'h mut dyn RecvHooks,
+}
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(rec) = self.rec.take() {
+            rec.release();
+            self.hooks.released();
+        }
+    }
+}
+
+/// Hands the payload of the whole-message record `rec` to `f`, then consumes it.
+///
+/// # Safety
+/// As [`recv_with`].
+unsafe fn in_place<R>(
+    rec: ReadRecord<'_>,
+    buf: &mut Vec<u8>,
+    hooks: &mut dyn RecvHooks,
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    let held = Held {
+        rec: Some(rec),
+        hooks,
+    };
+    let Some(rec) = held.rec.as_ref() else {
+        return f(&[]);
+    };
+    #[cfg(not(shmkit_loom))]
+    let r = {
+        let _ = buf;
+        // SAFETY: the record is validated and published, and stays in the ring (not
+        // released) until `held` drops after `f`; no writer meanwhile is the
+        // caller's contract.
+        f(unsafe { rec.as_slice() })
+    };
+    #[cfg(shmkit_loom)]
+    let r = {
+        buf.clear();
+        rec.append_to(0, rec.len, buf);
+        f(buf)
+    };
+    drop(held);
+    r
+}
+
 /// Handles one record; `Some` ends the receive.
 fn step(
     rec: ReadRecord<'_>,
