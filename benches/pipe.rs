@@ -15,7 +15,11 @@
 //!   the slice only, and, in a group of its own where every receiver reads every
 //!   byte it got (a wrapping sum of 64-bit words), against a socket pair and
 //!   `pipe(2)` doing `read()` + the same fold and shmkit's copying receive + fold;
-//!   at 16 MiB (fragmented, so assembled in a reused buffer).
+//!   at 16 MiB (fragmented, so assembled in a reused buffer);
+//! * at 16 MiB, shmkit and the minimal ring with their 16 MiB source and
+//!   destination buffers allocated and faulted in before the clock starts (the
+//!   other 16 MiB rows allocate them inside the timed run, which costs several ms
+//!   of page faults per run of 16 messages).
 //!
 //! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
 //! ratios (median of 5 fixed-size runs per variant). On a busy machine,
@@ -104,6 +108,52 @@ fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     e
+}
+
+/// As [`pair`], but each side first runs its setup (allocating and touching its
+/// buffers, say) before the clock starts, and hands the result to its timed part.
+fn pair_setup<C, P>(
+    shm: &Shm,
+    child_setup: impl FnOnce() -> C,
+    child: impl FnOnce(C),
+    parent_setup: impl FnOnce() -> P,
+    parent: impl FnOnce(P),
+) -> Duration {
+    let (go, done) = (shm.w64(OFF_GO), shm.w64(OFF_DONE));
+    go.store(0, Ordering::SeqCst);
+    done.store(0, Ordering::SeqCst);
+    // SAFETY: as in `pair`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let c = child_setup();
+        go.store(1, Ordering::SeqCst);
+        spin_wait(|| go.load(Ordering::SeqCst) == 2);
+        child(c);
+        done.store(1, Ordering::SeqCst);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let p = parent_setup();
+    spin_wait(|| go.load(Ordering::SeqCst) == 1);
+    let t = Instant::now();
+    go.store(2, Ordering::SeqCst);
+    parent(p);
+    while done.load(Ordering::SeqCst) != 1 {
+        std::thread::yield_now();
+    }
+    let e = t.elapsed();
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    e
+}
+
+/// A `len`-byte buffer of `byte`s, every page already faulted in.
+fn touched(len: usize, byte: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    v.fill(byte);
+    v
 }
 
 /// Spins until `done()`; after 2 000 checks (some tens of µs) also yields between checks, so that on
@@ -471,6 +521,72 @@ fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration 
     )
 }
 
+/// `tp_min_ring_buf` with both local buffers allocated and faulted in before the
+/// clock starts (`pair_setup`): at 16 MiB, faulting in 2 x 16 MiB of fresh pages
+/// costs several ms per run of 16 messages, the same for every copying pipe.
+fn tp_min_ring_buf_prefaulted(size: usize, buf_len: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let chunks = (buf_len / size) as u64;
+    let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
+    let data = shm.data();
+    let slots = (RING / size) as u64;
+    pair_setup(
+        &shm,
+        || touched(buf_len, 0),
+        |mut buf| {
+            for i in 0..iters {
+                spin_wait(|| tail.load(Ordering::Acquire) != i);
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let src = unsafe { data.add(off) };
+                let at = (i % chunks) as usize * size;
+                let dst = buf[at..at + size].as_mut_ptr();
+                // SAFETY: as in `tp_min_ring_buf`.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
+                head.store(i + 1, Ordering::Release);
+            }
+        },
+        || touched(buf_len, 1),
+        |buf| {
+            for i in 0..iters {
+                spin_wait(|| i - head.load(Ordering::Acquire) < slots);
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let dst = unsafe { data.add(off) };
+                let at = (i % chunks) as usize * size;
+                // SAFETY: as in `tp_min_ring_buf`.
+                unsafe { std::ptr::copy_nonoverlapping(buf[at..].as_ptr(), dst, size) };
+                tail.store(i + 1, Ordering::Release);
+            }
+            spin_wait(|| head.load(Ordering::Acquire) == iters);
+        },
+    )
+}
+
+/// `tp_shmkit` with both buffers allocated and faulted in before the clock starts.
+fn tp_shmkit_prefaulted(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair_setup(
+        &shm,
+        || touched(size, 0),
+        |mut buf| {
+            for _ in 0..iters {
+                rx.recv_bytes_into(&mut buf, 0).unwrap();
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || touched(size, 1),
+        |buf| {
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -570,6 +686,14 @@ fn main() {
                 (
                     "shmkit recv_bytes_with (assembled)",
                     Box::new(move |n| tp_shmkit_use(m16, true, Use::None, n)),
+                ),
+                (
+                    "shmkit, buffers faulted in before timing",
+                    Box::new(move |n| tp_shmkit_prefaulted(m16, n)),
+                ),
+                (
+                    "minimal ring, 16 MiB buffers faulted in before",
+                    Box::new(move |n| tp_min_ring_buf_prefaulted(k64, m16, n * 256)),
                 ),
             ],
             16,
