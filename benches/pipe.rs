@@ -15,7 +15,8 @@
 //!   the slice only, and, in a group of its own where every receiver reads every
 //!   byte it got (a wrapping sum of 64-bit words), against a socket pair and
 //!   `pipe(2)` doing `read()` + the same fold and shmkit's copying receive + fold;
-//!   at 16 MiB (fragmented, so assembled in a reused buffer);
+//!   at 16 MiB (fragmented, so assembled in a reused buffer: cold, a fresh handle
+//!   per run, and warmed up, one message received before the clock starts);
 //! * at 16 MiB, shmkit and the minimal ring with their 16 MiB source and
 //!   destination buffers allocated and faulted in before the clock starts (the
 //!   other 16 MiB rows allocate them inside the timed run, which costs several ms
@@ -587,6 +588,42 @@ fn tp_shmkit_prefaulted(size: usize, iters: u64) -> Duration {
     )
 }
 
+/// The 16 MiB zero-copy receive once warmed up: before the clock starts, both
+/// sides fault in their buffers and one message crosses, so the receiving handle's
+/// reused assembly buffer already has its size (a fresh handle grows and faults it
+/// in during its first fragmented message).
+fn tp_shmkit_with_warm(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let recv = |rx: &Receiver| {
+        // SAFETY: only shmkit's pipe code (this bench's two processes) writes the
+        // pipe's shared memory.
+        unsafe { rx.recv_bytes_with(|m| consume(Use::None, m)) }.unwrap();
+    };
+    pair_setup(
+        &shm,
+        || recv(&rx),
+        |()| {
+            for _ in 0..iters {
+                recv(&rx);
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let buf = touched(size, 1);
+            tx.send_bytes(&buf).unwrap();
+            buf
+        },
+        |buf| {
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -686,6 +723,10 @@ fn main() {
                 (
                     "shmkit recv_bytes_with (assembled)",
                     Box::new(move |n| tp_shmkit_use(m16, true, Use::None, n)),
+                ),
+                (
+                    "shmkit recv_bytes_with, warmed up",
+                    Box::new(move |n| tp_shmkit_with_warm(m16, n)),
                 ),
                 (
                     "shmkit, buffers faulted in before timing",
