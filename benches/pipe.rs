@@ -17,6 +17,10 @@
 //!   `pipe(2)` doing `read()` + the same fold and shmkit's copying receive + fold;
 //!   at 16 MiB (fragmented, so assembled in a reused buffer: cold, a fresh handle
 //!   per run, and warmed up, one message received before the clock starts);
+//! * one-way 64 KiB messages whose sender writes every byte (64-bit words) and whose
+//!   receiver reads every byte: socket pair, `pipe(2)` and shmkit's copying calls
+//!   fill a buffer and send it, receive into a buffer and fold it; shmkit's
+//!   zero-copy calls (`send_bytes_with`, `recv_bytes_with`) fill and fold in place;
 //! * at 16 MiB, shmkit and the minimal ring with their 16 MiB source and
 //!   destination buffers allocated and faulted in before the clock starts (the
 //!   other 16 MiB rows allocate them inside the timed run, which costs several ms
@@ -624,6 +628,83 @@ fn tp_shmkit_with_warm(size: usize, iters: u64) -> Duration {
     )
 }
 
+/// The cheap fill every "sender writes every byte" sender applies before (or, in
+/// place, instead of) sending: 64-bit words `seed + k` (the compiler vectorises it).
+#[inline(never)]
+fn produce(buf: &mut [u8], seed: u64) {
+    for (k, w) in buf.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&seed.wrapping_add(k as u64).to_le_bytes());
+    }
+}
+
+/// One-way `size`-byte messages whose sender writes every byte of each message
+/// (`produce`) and whose receiver reads every byte (`fold`): through a socket pair
+/// or `pipe(2)` (fill a buffer, `write`; `read`, fold).
+fn tp_fd_produce(socket: bool, size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+                consume(Use::Fold, &buf);
+            }
+            write_all(f[3], &[1]);
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                produce(&mut buf, i);
+                write_all(f[1], &buf);
+            }
+            read_exact(f[0], &mut [0u8]);
+        },
+    );
+    close_all(f);
+    e
+}
+
+/// As `tp_fd_produce` through shmkit: fill a buffer and `send_bytes`, receive with
+/// `recv_bytes_into` and fold (`in_place` false); or fill the message in place
+/// (`send_bytes_with`) and fold it in place (`recv_bytes_with`).
+fn tp_shmkit_produce(size: usize, in_place: bool, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                if in_place {
+                    // SAFETY: only shmkit's pipe code (this bench's two processes)
+                    // touches the pipe's shared memory.
+                    unsafe { rx.recv_bytes_with(|m| consume(Use::Fold, m)) }.unwrap();
+                } else {
+                    let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
+                    consume(Use::Fold, &buf[..n]);
+                }
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                if in_place {
+                    // SAFETY: as above.
+                    unsafe { tx.send_bytes_with(size, |b| produce(b, i)) }.unwrap();
+                } else {
+                    produce(&mut buf, i);
+                    tx.send_bytes(&buf).unwrap();
+                }
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -703,6 +784,29 @@ fn main() {
                 (
                     "shmkit zero-copy + fold",
                     Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, n)),
+                ),
+            ],
+            2_000,
+            Some(k64),
+        ),
+        (
+            "one-way 64 KiB messages, sender writes and receiver reads every byte",
+            vec![
+                (
+                    "unix socketpair: fill, write; read, fold",
+                    Box::new(move |n| tp_fd_produce(true, k64, n)),
+                ),
+                (
+                    "pipe(2): fill, write; read, fold",
+                    Box::new(move |n| tp_fd_produce(false, k64, n)),
+                ),
+                (
+                    "shmkit copying: fill, send; recv, fold",
+                    Box::new(move |n| tp_shmkit_produce(k64, false, n)),
+                ),
+                (
+                    "shmkit zero-copy: fill in place; fold in place",
+                    Box::new(move |n| tp_shmkit_produce(k64, true, n)),
                 ),
             ],
             2_000,

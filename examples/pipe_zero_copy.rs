@@ -1,12 +1,13 @@
-//! Zero-copy receive: a producer child streams 200 sensor frames of 64 KiB and then
-//! one 3 MiB snapshot (bigger than the ring, so it travels in fragments); the parent
-//! reads each frame in place, where it lies in the pipe's shared memory, with
-//! `recv_bytes_with`, and checks a checksum the producer put in the frame header.
-//! The snapshot is assembled in a buffer the handle keeps and reuses.
+//! Zero copy: a producer child writes 200 sensor frames of 64 KiB straight into the
+//! pipe's ring (`send_bytes_with`), then sends one 3 MiB snapshot (bigger than the
+//! ring, so it travels in fragments); the parent reads each frame in place, where it
+//! lies in the pipe's shared memory (`recv_bytes_with`), and checks a checksum the
+//! producer put in the frame header. The snapshot is assembled in a buffer the
+//! receiving handle keeps and reuses.
 //!
-//! `recv_bytes_with` is `unsafe` because the closure reads shared memory: no process
-//! may write the message while it runs, which holds for every process that uses the
-//! pipe through shmkit.
+//! Both calls are `unsafe` because their closures access shared memory: no other
+//! process may touch those bytes meanwhile, which holds for every process that uses
+//! the pipe through shmkit.
 use shmkit::pipe::{Error, Pipe};
 use shmkit::process::Process;
 
@@ -20,15 +21,13 @@ fn checksum(body: &[u8]) -> u64 {
         .fold(0, u64::wrapping_add)
 }
 
-/// Frame `i`: 8 bytes of checksum, then a body that depends on `i`.
-fn frame(i: u64, len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
+/// Writes frame `i` into `f`: 8 bytes of checksum, then a body that depends on `i`.
+fn write_frame(i: u64, f: &mut [u8]) {
     for (k, w) in f[8..].chunks_exact_mut(8).enumerate() {
         w.copy_from_slice(&(i * 1_000_003 + k as u64).to_le_bytes());
     }
     let sum = checksum(&f[8..]);
     f[..8].copy_from_slice(&sum.to_le_bytes());
-    f
 }
 
 /// Whether `msg` carries the checksum of its body.
@@ -43,9 +42,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         move || {
             rx.close();
             for i in 0..FRAMES {
-                tx.send_bytes(&frame(i, FRAME))?;
+                // Written in place, straight into the pipe's ring.
+                // SAFETY: only shmkit's pipe code (in this process and the parent)
+                // touches the pipe's shared memory.
+                unsafe { tx.send_bytes_with(FRAME, |buf| write_frame(i, buf)) }?;
             }
-            tx.send_bytes(&frame(FRAMES, 3 << 20))?;
+            let mut snapshot = vec![0u8; 3 << 20];
+            write_frame(FRAMES, &mut snapshot);
+            tx.send_bytes(&snapshot)?;
             Ok::<(), Error>(())
         }
     });

@@ -244,6 +244,52 @@ macro_rules! sending {
                 self.core.send_bytes(buf)
             }
 
+            /// Sends one message of `len` bytes that `f` writes **in place**, into
+            /// the pipe's ring, when it fits one ring record (up to half the ring
+            /// capacity: 512 KiB by default); returns what `f` returns. A longer
+            /// message is written by `f` into a new zeroed buffer, then sent in
+            /// fragments like [`Self::send_bytes`] (one copy). Blocks while the ring
+            /// is full, before calling `f`.
+            ///
+            /// `f` gets the bytes as the ring holds them (old messages' bytes, not
+            /// zeroes): write all of them. The message is published when `f`
+            /// returns; if `f` panics nothing is sent. While `f` runs this end's
+            /// sending side is held: keep `f` short and never send on this end
+            /// (through any handle) inside `f` — that deadlocks. Receiving is fine.
+            ///
+            /// ```
+            /// use shmkit_pipe::Pipe;
+            ///
+            /// let (a, b) = Pipe::duplex()?;
+            /// // SAFETY: only shmkit's pipe code touches this pipe's shared memory.
+            /// unsafe { a.send_bytes_with(4, |buf| buf.copy_from_slice(b"ping")) }?;
+            /// assert_eq!(b.recv_bytes()?, b"ping");
+            /// # Ok::<(), shmkit_pipe::Error>(())
+            /// ```
+            ///
+            /// # Safety
+            /// `f` writes shared memory that every process holding the pipe maps.
+            /// No other process may read or write those bytes while `f` runs:
+            /// every process that uses the pipe through shmkit complies (receivers
+            /// read only published messages); a process that accesses the mapping
+            /// by other means (a stray pointer, a hostile peer) would race with
+            /// `f`, which is undefined behaviour. [`Self::send_bytes`] has no such
+            /// condition.
+            ///
+            /// # Errors
+            /// [`Error::Closed`] (`f` not called) when the peer end is closed in
+            /// every process; [`Error::TooLarge`] beyond [`crate::MAX_MESSAGE_LEN`]
+            /// and [`Error::Config`] when a buffer for a longer message cannot be
+            /// allocated (`f` not called); [`Error::Corrupt`].
+            pub unsafe fn send_bytes_with<R>(
+                &self,
+                len: usize,
+                f: impl FnOnce(&mut [u8]) -> R,
+            ) -> Result<R> {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.core.send_with(len, f) }
+            }
+
             /// Sends `buf[offset..offset + size]` as one message.
             ///
             /// # Errors

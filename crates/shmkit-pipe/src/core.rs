@@ -191,6 +191,29 @@ impl Core {
     }
 
     pub(crate) fn send_bytes(&self, msg: &[u8]) -> Result<()> {
+        self.send_inner(|prod, hooks| frame::send_message(prod, msg, hooks))
+    }
+
+    /// Sends one message of `len` bytes written by `f` (see `frame::send_with`).
+    ///
+    /// # Safety
+    /// As `frame::send_with`: no other process touches the reserved record.
+    pub(crate) unsafe fn send_with<R>(
+        &self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        self.send_inner(|prod, hooks| {
+            // SAFETY: forwarded from the caller.
+            unsafe { frame::send_with(prod, len, hooks, f) }
+        })
+    }
+
+    /// Runs `send` (one whole message) with exclusive use of this end's sending side.
+    fn send_inner<R>(
+        &self,
+        send: impl FnOnce(&mut Producer, &mut TxHooks<'_>) -> Result<R>,
+    ) -> Result<R> {
         let Some((ring, st)) = &self.tx else {
             return Err(Error::Config {
                 what: "this end cannot send",
@@ -222,7 +245,7 @@ impl Core {
             peer,
             busy: self.busy_poll(),
         };
-        frame::send_message(prod, msg, &mut hooks)
+        send(prod, &mut hooks)
     }
 
     pub(crate) fn recv_sink(

@@ -103,6 +103,77 @@ pub fn send_message(prod: &mut Producer, msg: &[u8], hooks: &mut dyn SendHooks) 
     Ok(())
 }
 
+/// Sends one message of `len` bytes that `f` writes: in place, into a reserved ring
+/// record, when it fits one record ([`Producer::max_record_len`]); otherwise into a
+/// new zeroed buffer that is then streamed as fragments (a copy). Returns what `f`
+/// returns.
+///
+/// `f` gets the record's bytes as they are (whatever the ring held there before:
+/// the caller must write all of them). The record is published only after `f`
+/// returns; if `f` unwinds nothing is published. Under loom the record is written
+/// from a local buffer (loom cannot hand out a slice of its cells).
+///
+/// # Safety
+/// No other process may read or write the reserved record while `f` writes it:
+/// true of every process that follows the ring protocol (the consumer reads only
+/// published records); a faulty one would be a data race.
+///
+/// # Errors
+/// [`Error::TooLarge`] beyond [`MAX_MESSAGE_LEN`]; [`Error::Config`] if a buffer for
+/// a fragmented message cannot be allocated; what the hooks return; ring errors. `f`
+/// runs at most once; after an error its result is dropped.
+pub unsafe fn send_with<R>(
+    prod: &mut Producer,
+    len: usize,
+    hooks: &mut dyn SendHooks,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> Result<R> {
+    if len as u64 > MAX_MESSAGE_LEN {
+        return Err(Error::TooLarge {
+            len: len as u64,
+            max: MAX_MESSAGE_LEN,
+        });
+    }
+    if len > prod.max_record_len() {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| Error::Config {
+            what: "cannot allocate a buffer for the message",
+        })?;
+        v.resize(len, 0);
+        let r = f(&mut v);
+        send_message(prod, &v, hooks)?;
+        return Ok(r);
+    }
+    loop {
+        match prod.reserve(len, WHOLE) {
+            Ok(mut w) => {
+                #[cfg(not(shmkit_loom))]
+                let r = {
+                    let p = w.as_mut_ptr();
+                    // SAFETY: `as_mut_ptr` bounds-checked the `len` reserved bytes,
+                    // which nothing published covers until `commit` below; no other
+                    // access meanwhile is the caller's contract.
+                    f(unsafe { std::slice::from_raw_parts_mut(p, len) })
+                };
+                #[cfg(shmkit_loom)]
+                let r = {
+                    let mut v = vec![0u8; len];
+                    let r = f(&mut v);
+                    w.write_at(0, &v);
+                    r
+                };
+                w.commit();
+                hooks.committed();
+                return Ok(r);
+            }
+            Err(shmkit_ring::Error::Full(())) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut room = || prod.reserve(len, WHOLE).is_ok();
+        hooks.wait_space(len, &mut room)?;
+    }
+}
+
 /// Publishes one record made of `head` then `body`, waiting for room.
 fn put(
     prod: &mut Producer,

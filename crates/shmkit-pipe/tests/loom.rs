@@ -123,9 +123,9 @@ fn a_message_cut_short_is_discarded_at_eof() {
     });
 }
 
-/// The zero-copy receive (`frame::recv_with`) through the same tiny ring: a whole
-/// message (handed over as its record), a 40-byte one in three fragments (assembled),
-/// then EOF; the record of a whole message is consumed only after the closure ran.
+/// The zero-copy calls through the same tiny ring: a whole message written in its
+/// reserved record (`frame::send_with`) and handed over as that record
+/// (`frame::recv_with`), a 40-byte one in three fragments (assembled), then EOF.
 #[test]
 fn recv_with_gets_whole_and_fragmented_messages_then_eof() {
     loom::model(|| {
@@ -134,7 +134,8 @@ fn recv_with_gets_whole_and_fragmented_messages_then_eof() {
         let c2 = Arc::clone(&ctl);
         let sender = loom::thread::spawn(move || {
             let mut h = Hooks(Arc::clone(&c2));
-            frame::send_message(&mut tx, &[9u8; 16], &mut h).unwrap();
+            // SAFETY: the ring's consumer follows the protocol.
+            unsafe { frame::send_with(&mut tx, 16, &mut h, |b| b.fill(9)) }.unwrap();
             let msg: Vec<u8> = (0..40).collect();
             frame::send_message(&mut tx, &msg, &mut h).unwrap();
             close(&c2);

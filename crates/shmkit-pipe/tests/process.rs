@@ -360,3 +360,34 @@ fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
     assert_eq!(b1 + b2, sent);
     join_ok(&child);
 }
+
+/// The sending side's bias holder (a child) is SIGKILLed inside its
+/// `send_bytes_with` closure, with its record reserved and half written: nothing
+/// of it is ever delivered, and another sender takes the side over.
+#[test]
+fn a_sender_killed_inside_send_bytes_with_publishes_nothing() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let tx2 = tx.clone();
+    let mut p = Process::new(move || {
+        tx.send_bytes(b"whole").unwrap();
+        // SAFETY: only shmkit's pipe code touches this pipe's memory.
+        let r = unsafe {
+            tx.send_bytes_with(1000, |b| {
+                b[..500].fill(9);
+                ack_tx.send(&()).unwrap();
+                std::thread::sleep(Duration::from_secs(600));
+            })
+        };
+        r.unwrap();
+    });
+    p.start().unwrap();
+    ack_rx.recv::<()>().unwrap();
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
+    tx2.send_bytes(&[2u8; 100]).unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), vec![2u8; 100]);
+    drop(tx2);
+    assert!(matches!(rx.recv_bytes(), Err(Error::Eof)));
+}

@@ -154,3 +154,61 @@ fn two_receiver_threads_never_tear_messages() {
     drop(tx);
     assert_eq!(c1.join().unwrap() + c2.join().unwrap(), 400);
 }
+
+/// `tx.send_bytes_with(len, f)`.
+fn send_with<R>(tx: &Sender, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error> {
+    // SAFETY: only shmkit's pipe code touches the pipes of these tests.
+    unsafe { tx.send_bytes_with(len, f) }
+}
+
+#[test]
+fn send_bytes_with_writes_in_place_or_through_a_buffer() {
+    // 256-byte ring: records up to 120 bytes; longer messages go in fragments.
+    let (rx, tx): (Receiver, Sender) = Pipe::builder().capacity(256).one_way().unwrap();
+    let t = thread::spawn(move || {
+        for i in 0..50usize {
+            let len = [0, 1, 120, 121, 5000][i % 5];
+            let want = msg(i, len);
+            let r = send_with(&tx, len, |b| {
+                assert_eq!(b.len(), len);
+                b.copy_from_slice(&want);
+                i
+            });
+            assert_eq!(r.unwrap(), i);
+        }
+    });
+    for i in 0..50usize {
+        let len = [0, 1, 120, 121, 5000][i % 5];
+        assert_eq!(rx.recv_bytes().unwrap(), msg(i, len), "message {i}");
+    }
+    t.join().unwrap();
+    assert!(matches!(rx.recv_bytes(), Err(Error::Eof)));
+}
+
+#[test]
+fn a_panicking_send_closure_sends_nothing() {
+    let (rx, tx): (Receiver, Sender) = Pipe::builder().capacity(256).one_way().unwrap();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        send_with(&tx, 64, |b| {
+            b.fill(1);
+            panic!("boom")
+        })
+    }));
+    assert!(r.is_err());
+    assert!(!rx.poll().unwrap(), "a message was published");
+    // The side is free again, for this handle and another one.
+    send_with(&tx, 64, |b| b.fill(2)).unwrap();
+    tx.clone().send_bytes(&[3u8; 100]).unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), vec![2u8; 64]);
+    assert_eq!(rx.recv_bytes().unwrap(), vec![3u8; 100]);
+}
+
+#[test]
+fn send_bytes_with_to_a_closed_peer_does_not_call_the_closure() {
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    drop(rx);
+    let mut called = false;
+    let r = send_with(&tx, 10, |_| called = true);
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(!called);
+}
