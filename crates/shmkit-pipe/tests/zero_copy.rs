@@ -1,6 +1,7 @@
-//! The zero-copy receive `recv_bytes_with` in one process (threads): whole messages
+//! The zero-copy calls in one process (threads). `recv_bytes_with`: whole messages
 //! handed over in place, fragmented ones assembled in a reused buffer, EOF, a
 //! panicking closure, a message left by `recv_bytes_max`, sharing one end.
+//! `send_bytes_with`: in place or through a buffer, a panicking closure, a closed peer.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use shmkit_pipe::{Connection, Error, Pipe, Receiver, Sender};
