@@ -10,7 +10,21 @@
 //!   spinning, fixed 64 KiB slots, one copy in and one out), `pipe(2)`, a socket
 //!   pair, shmkit; and of 16 MiB messages (streamed in fragments) through shmkit,
 //!   beside the minimal ring copying 64 KiB slots out of and into 16 MiB buffers
-//!   (the same cache footprint as a 16 MiB message).
+//!   (the same cache footprint as a 16 MiB message);
+//! * beside those, shmkit's zero-copy receive (`recv_bytes_with`): at 64 KiB getting
+//!   the slice only, and, in a group of its own where every receiver reads every
+//!   byte it got (a wrapping sum of 64-bit words), against a socket pair and
+//!   `pipe(2)` doing `read()` + the same fold and shmkit's copying receive + fold;
+//!   at 16 MiB (fragmented, so assembled in a reused buffer: cold, a fresh handle
+//!   per run, and warmed up, one message received before the clock starts);
+//! * one-way 64 KiB messages whose sender writes every byte (64-bit words) and whose
+//!   receiver reads every byte: socket pair, `pipe(2)` and shmkit's copying calls
+//!   fill a buffer and send it, receive into a buffer and fold it; shmkit's
+//!   zero-copy calls (`send_bytes_with`, `recv_bytes_with`) fill and fold in place;
+//! * at 16 MiB, shmkit and the minimal ring with their 16 MiB source and
+//!   destination buffers allocated and faulted in before the clock starts (the
+//!   other 16 MiB rows allocate them inside the timed run, which costs several ms
+//!   of page faults per run of 16 messages).
 //!
 //! `cargo bench --bench pipe` runs criterion (short runs), then prints a summary with
 //! ratios (median of 5 fixed-size runs per variant). On a busy machine,
@@ -99,6 +113,52 @@ fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     e
+}
+
+/// As [`pair`], but each side first runs its setup (allocating and touching its
+/// buffers, say) before the clock starts, and hands the result to its timed part.
+fn pair_setup<C, P>(
+    shm: &Shm,
+    child_setup: impl FnOnce() -> C,
+    child: impl FnOnce(C),
+    parent_setup: impl FnOnce() -> P,
+    parent: impl FnOnce(P),
+) -> Duration {
+    let (go, done) = (shm.w64(OFF_GO), shm.w64(OFF_DONE));
+    go.store(0, Ordering::SeqCst);
+    done.store(0, Ordering::SeqCst);
+    // SAFETY: as in `pair`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let c = child_setup();
+        go.store(1, Ordering::SeqCst);
+        spin_wait(|| go.load(Ordering::SeqCst) == 2);
+        child(c);
+        done.store(1, Ordering::SeqCst);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let p = parent_setup();
+    spin_wait(|| go.load(Ordering::SeqCst) == 1);
+    let t = Instant::now();
+    go.store(2, Ordering::SeqCst);
+    parent(p);
+    while done.load(Ordering::SeqCst) != 1 {
+        std::thread::yield_now();
+    }
+    let e = t.elapsed();
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    e
+}
+
+/// A `len`-byte buffer of `byte`s, every page already faulted in.
+fn touched(len: usize, byte: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    v.fill(byte);
+    v
 }
 
 /// Spins until `done()`; after 2 000 checks (some tens of µs) also yields between checks, so that on
@@ -377,6 +437,274 @@ fn tp_shmkit(size: usize, iters: u64) -> Duration {
     )
 }
 
+/// What a receiver does with each message it gets.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Nothing: it only gets the bytes (a copy, or a slice in place).
+    None,
+    /// Reads every byte: a wrapping sum of the message's 64-bit words.
+    Fold,
+}
+
+/// The cheap fold every "reads every byte" receiver applies: a wrapping sum of the
+/// little-endian 64-bit words (the compiler vectorises it), plus the tail bytes.
+#[inline(never)]
+fn fold(msg: &[u8]) -> u64 {
+    let words = msg.chunks_exact(8);
+    let tail = words.remainder().iter().map(|&b| u64::from(b)).sum::<u64>();
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+        .fold(tail, u64::wrapping_add)
+}
+
+fn consume(how: Use, msg: &[u8]) {
+    match how {
+        Use::None => {
+            std::hint::black_box(msg.len());
+        }
+        Use::Fold => {
+            std::hint::black_box(fold(msg));
+        }
+    }
+}
+
+/// `tp_fd` whose receiver also applies `how` to every message it read.
+fn tp_fd_use(socket: bool, size: usize, how: Use, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+                consume(how, &buf);
+            }
+            write_all(f[3], &[1]);
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                write_all(f[1], &buf);
+            }
+            read_exact(f[0], &mut [0u8]);
+        },
+    );
+    close_all(f);
+    e
+}
+
+/// `tp_shmkit` whose receiver copies each message out (`recv_bytes_into`, as there)
+/// or reads it in place (`recv_bytes_with`), then applies `how` to it.
+fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                if in_place {
+                    // SAFETY: only shmkit's pipe code (this bench's two processes)
+                    // writes the pipe's shared memory.
+                    unsafe { rx.recv_bytes_with(|m| consume(how, m)) }.unwrap();
+                } else {
+                    let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
+                    consume(how, &buf[..n]);
+                }
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let buf = vec![1u8; size];
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
+/// `tp_min_ring_buf` with both local buffers allocated and faulted in before the
+/// clock starts (`pair_setup`): at 16 MiB, faulting in 2 x 16 MiB of fresh pages
+/// costs several ms per run of 16 messages, the same for every copying pipe.
+fn tp_min_ring_buf_prefaulted(size: usize, buf_len: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let chunks = (buf_len / size) as u64;
+    let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
+    let data = shm.data();
+    let slots = (RING / size) as u64;
+    pair_setup(
+        &shm,
+        || touched(buf_len, 0),
+        |mut buf| {
+            for i in 0..iters {
+                spin_wait(|| tail.load(Ordering::Acquire) != i);
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let src = unsafe { data.add(off) };
+                let at = (i % chunks) as usize * size;
+                let dst = buf[at..at + size].as_mut_ptr();
+                // SAFETY: as in `tp_min_ring_buf`.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
+                head.store(i + 1, Ordering::Release);
+            }
+        },
+        || touched(buf_len, 1),
+        |buf| {
+            for i in 0..iters {
+                spin_wait(|| i - head.load(Ordering::Acquire) < slots);
+                let off = (i % slots) as usize * size;
+                // SAFETY: `off + size <= RING`: inside the data area.
+                let dst = unsafe { data.add(off) };
+                let at = (i % chunks) as usize * size;
+                // SAFETY: as in `tp_min_ring_buf`.
+                unsafe { std::ptr::copy_nonoverlapping(buf[at..].as_ptr(), dst, size) };
+                tail.store(i + 1, Ordering::Release);
+            }
+            spin_wait(|| head.load(Ordering::Acquire) == iters);
+        },
+    )
+}
+
+/// `tp_shmkit` with both buffers allocated and faulted in before the clock starts.
+fn tp_shmkit_prefaulted(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair_setup(
+        &shm,
+        || touched(size, 0),
+        |mut buf| {
+            for _ in 0..iters {
+                rx.recv_bytes_into(&mut buf, 0).unwrap();
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || touched(size, 1),
+        |buf| {
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
+/// The 16 MiB zero-copy receive once warmed up: before the clock starts, both
+/// sides fault in their buffers and one message crosses, so the receiving handle's
+/// reused assembly buffer already has its size (a fresh handle grows and faults it
+/// in during its first fragmented message).
+fn tp_shmkit_with_warm(size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let recv = |rx: &Receiver| {
+        // SAFETY: only shmkit's pipe code (this bench's two processes) writes the
+        // pipe's shared memory.
+        unsafe { rx.recv_bytes_with(|m| consume(Use::None, m)) }.unwrap();
+    };
+    pair_setup(
+        &shm,
+        || recv(&rx),
+        |()| {
+            for _ in 0..iters {
+                recv(&rx);
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let buf = touched(size, 1);
+            tx.send_bytes(&buf).unwrap();
+            buf
+        },
+        |buf| {
+            for _ in 0..iters {
+                tx.send_bytes(&buf).unwrap();
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
+/// The cheap fill every "sender writes every byte" sender applies before (or, in
+/// place, instead of) sending: 64-bit words `seed + k` (the compiler vectorises it).
+#[inline(never)]
+fn produce(buf: &mut [u8], seed: u64) {
+    for (k, w) in buf.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&seed.wrapping_add(k as u64).to_le_bytes());
+    }
+}
+
+/// One-way `size`-byte messages whose sender writes every byte of each message
+/// (`produce`) and whose receiver reads every byte (`fold`): through a socket pair
+/// or `pipe(2)` (fill a buffer, `write`; `read`, fold).
+fn tp_fd_produce(socket: bool, size: usize, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let f = fds(socket);
+    let e = pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                read_exact(f[2], &mut buf);
+                consume(Use::Fold, &buf);
+            }
+            write_all(f[3], &[1]);
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                produce(&mut buf, i);
+                write_all(f[1], &buf);
+            }
+            read_exact(f[0], &mut [0u8]);
+        },
+    );
+    close_all(f);
+    e
+}
+
+/// As `tp_fd_produce` through shmkit: fill a buffer and `send_bytes`, receive with
+/// `recv_bytes_into` and fold (`in_place` false); or fill the message in place
+/// (`send_bytes_with`) and fold it in place (`recv_bytes_with`).
+fn tp_shmkit_produce(size: usize, in_place: bool, iters: u64) -> Duration {
+    let shm = Shm::new();
+    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    pair(
+        &shm,
+        || {
+            let mut buf = vec![0u8; size];
+            for _ in 0..iters {
+                if in_place {
+                    // SAFETY: only shmkit's pipe code (this bench's two processes)
+                    // touches the pipe's shared memory.
+                    unsafe { rx.recv_bytes_with(|m| consume(Use::Fold, m)) }.unwrap();
+                } else {
+                    let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
+                    consume(Use::Fold, &buf[..n]);
+                }
+            }
+            ack_tx.send_bytes(&[1]).unwrap();
+        },
+        || {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                if in_place {
+                    // SAFETY: as above.
+                    unsafe { tx.send_bytes_with(size, |b| produce(b, i)) }.unwrap();
+                } else {
+                    produce(&mut buf, i);
+                    tx.send_bytes(&buf).unwrap();
+                }
+            }
+            ack_rx.recv_bytes().unwrap();
+        },
+    )
+}
+
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -430,6 +758,56 @@ fn main() {
                 ("shmkit", Box::new(move |n| tp_shmkit(k64, n))),
                 ("pipe(2)", Box::new(move |n| tp_fd(false, k64, n))),
                 ("unix socketpair", Box::new(move |n| tp_fd(true, k64, n))),
+                (
+                    "shmkit zero-copy (slice only)",
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::None, n)),
+                ),
+            ],
+            2_000,
+            Some(k64),
+        ),
+        (
+            "one-way 64 KiB messages, receiver reads every byte",
+            vec![
+                (
+                    "unix socketpair + fold",
+                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, n)),
+                ),
+                (
+                    "pipe(2) + fold",
+                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, n)),
+                ),
+                (
+                    "shmkit copy + fold",
+                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, n)),
+                ),
+                (
+                    "shmkit zero-copy + fold",
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, n)),
+                ),
+            ],
+            2_000,
+            Some(k64),
+        ),
+        (
+            "one-way 64 KiB messages, sender writes and receiver reads every byte",
+            vec![
+                (
+                    "unix socketpair: fill, write; read, fold",
+                    Box::new(move |n| tp_fd_produce(true, k64, n)),
+                ),
+                (
+                    "pipe(2): fill, write; read, fold",
+                    Box::new(move |n| tp_fd_produce(false, k64, n)),
+                ),
+                (
+                    "shmkit copying: fill, send; recv, fold",
+                    Box::new(move |n| tp_shmkit_produce(k64, false, n)),
+                ),
+                (
+                    "shmkit zero-copy: fill in place; fold in place",
+                    Box::new(move |n| tp_shmkit_produce(k64, true, n)),
+                ),
             ],
             2_000,
             Some(k64),
@@ -445,6 +823,22 @@ fn main() {
                 (
                     "minimal ring, 16 MiB src/dst buffers",
                     Box::new(move |n| tp_min_ring_buf(k64, m16, n * 256)),
+                ),
+                (
+                    "shmkit recv_bytes_with (assembled)",
+                    Box::new(move |n| tp_shmkit_use(m16, true, Use::None, n)),
+                ),
+                (
+                    "shmkit recv_bytes_with, warmed up",
+                    Box::new(move |n| tp_shmkit_with_warm(m16, n)),
+                ),
+                (
+                    "shmkit, buffers faulted in before timing",
+                    Box::new(move |n| tp_shmkit_prefaulted(m16, n)),
+                ),
+                (
+                    "minimal ring, 16 MiB buffers faulted in before",
+                    Box::new(move |n| tp_min_ring_buf_prefaulted(k64, m16, n * 256)),
                 ),
             ],
             16,

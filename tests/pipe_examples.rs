@@ -52,3 +52,18 @@ fn pipe_consumers_share_the_items_and_both_stop() {
         "{s}"
     );
 }
+
+#[test]
+fn pipe_zero_copy_reads_every_frame_in_place_intact() {
+    let s = run("pipe_zero_copy", &[]);
+    assert!(
+        s.contains("parent: snapshot of 3145728 bytes intact: true"),
+        "{s}"
+    );
+    let total = 200 * 65536 + 3145728;
+    assert!(
+        s.contains(&format!("parent: 201 messages, 201 intact, {total} bytes")),
+        "{s}"
+    );
+    assert!(s.contains("parent: producer exit code Some(0)"), "{s}");
+}

@@ -244,6 +244,52 @@ macro_rules! sending {
                 self.core.send_bytes(buf)
             }
 
+            /// Sends one message of `len` bytes that `f` writes **in place**, into
+            /// the pipe's ring, when it fits one ring record (up to half the ring
+            /// capacity: 512 KiB by default); returns what `f` returns. A longer
+            /// message is written by `f` into a new zeroed buffer, then sent in
+            /// fragments like [`Self::send_bytes`] (one copy). Blocks while the ring
+            /// is full, before calling `f`.
+            ///
+            /// `f` gets the bytes as the ring holds them (old messages' bytes, not
+            /// zeroes): write all of them. The message is published when `f`
+            /// returns; if `f` panics nothing is sent. While `f` runs this end's
+            /// sending side is held: keep `f` short and never send on this end
+            /// (through any handle) inside `f` — that deadlocks. Receiving is fine.
+            ///
+            /// ```
+            /// use shmkit_pipe::Pipe;
+            ///
+            /// let (a, b) = Pipe::duplex()?;
+            /// // SAFETY: only shmkit's pipe code touches this pipe's shared memory.
+            /// unsafe { a.send_bytes_with(4, |buf| buf.copy_from_slice(b"ping")) }?;
+            /// assert_eq!(b.recv_bytes()?, b"ping");
+            /// # Ok::<(), shmkit_pipe::Error>(())
+            /// ```
+            ///
+            /// # Safety
+            /// `f` writes shared memory that every process holding the pipe maps.
+            /// No other process may read or write those bytes while `f` runs:
+            /// every process that uses the pipe through shmkit complies (receivers
+            /// read only published messages); a process that accesses the mapping
+            /// by other means (a stray pointer, a hostile peer) would race with
+            /// `f`, which is undefined behaviour. [`Self::send_bytes`] has no such
+            /// condition.
+            ///
+            /// # Errors
+            /// [`Error::Closed`] (`f` not called) when the peer end is closed in
+            /// every process; [`Error::TooLarge`] beyond [`crate::MAX_MESSAGE_LEN`]
+            /// and [`Error::Config`] when a buffer for a longer message cannot be
+            /// allocated (`f` not called); [`Error::Corrupt`].
+            pub unsafe fn send_bytes_with<R>(
+                &self,
+                len: usize,
+                f: impl FnOnce(&mut [u8]) -> R,
+            ) -> Result<R> {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.core.send_with(len, f) }
+            }
+
             /// Sends `buf[offset..offset + size]` as one message.
             ///
             /// # Errors
@@ -318,6 +364,51 @@ macro_rules! receiving {
                     } => Err(Error::BufferTooShort(v)),
                     _ => Ok(n),
                 }
+            }
+
+            /// Receives one whole message and hands it to `f` **without copying it**
+            /// when it travelled in one ring record (messages up to half the ring
+            /// capacity: 512 KiB by default); returns what `f` returns. A longer
+            /// (fragmented) message is assembled in a buffer this handle keeps and
+            /// reuses (up to 64 MiB), then handed to `f`. Blocks, delivers whole
+            /// messages, reports EOF and shares an end with other handles exactly
+            /// like [`Self::recv_bytes`]; after [`Self::poll`] or
+            /// [`Self::poll_timeout`] said a message is there, it waits at most for
+            /// the rest of that message's fragments.
+            ///
+            /// The message is consumed when `f` returns, or unwinds. While `f` runs
+            /// this end's receiving side is held: keep `f` short, and never receive
+            /// on this end (through any handle) inside `f` — that deadlocks.
+            /// Sending is fine.
+            ///
+            /// ```
+            /// use shmkit_pipe::Pipe;
+            ///
+            /// let (a, b) = Pipe::duplex()?;
+            /// a.send_bytes(&[1, 2, 3, 4])?;
+            /// // SAFETY: only shmkit's pipe code writes this pipe's shared memory.
+            /// let sum = unsafe { b.recv_bytes_with(|msg| msg.iter().map(|&x| u32::from(x)).sum::<u32>()) }?;
+            /// assert_eq!(sum, 10);
+            /// # Ok::<(), shmkit_pipe::Error>(())
+            /// ```
+            ///
+            /// # Safety
+            /// `f` reads the message where it lies in shared memory, which every
+            /// process holding the pipe maps. No process may write those bytes
+            /// while `f` runs: every process that uses the pipe through shmkit
+            /// complies (the sender reuses ring bytes only after the receiver
+            /// consumed them); a process that writes the mapping by other means (a
+            /// stray pointer, a hostile peer) would race with `f`'s reads, which
+            /// is undefined behaviour. [`Self::recv_bytes_into`] copies the
+            /// message out first and has no such condition. Ring headers and
+            /// lengths are validated either way: a corrupt ring gives
+            /// [`Error::Corrupt`], never an out-of-bounds slice.
+            ///
+            /// # Errors
+            /// As [`Self::recv_bytes`] ([`Error::Eof`], [`Error::Corrupt`]).
+            pub unsafe fn recv_bytes_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.core.recv_with(f) }
             }
 
             /// Whether a message (or EOF) can be received now, without blocking.

@@ -86,15 +86,25 @@ impl Drop for Reg {
     }
 }
 
+/// Largest assembly buffer (bytes) a handle keeps between `recv_with` calls; a
+/// bigger message's buffer is freed after it was handed out.
+const KEEP_ASSEMBLY: usize = 64 << 20;
+
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// The consumer end, the handle's identity on the receiving side, and its assembly
+/// buffer for `recv_with`.
+type RxSide = (Consumer, Ident, Vec<u8>);
 
 /// One handle: a holder registration plus its ring ends.
 #[derive(Debug)]
 pub(crate) struct Core {
     tx: Option<(usize, Mutex<(Producer, Ident)>)>,
-    rx: Option<(usize, Mutex<(Consumer, Ident)>)>,
+    /// The consumer end, this handle's identity on the receiving side, and the buffer
+    /// `recv_with` assembles fragmented messages in (kept for reuse).
+    rx: Option<(usize, Mutex<RxSide>)>,
     busy: AtomicBool,
     /// When `poll()` last swept the peer's dead holders (monotonic ns).
     last_sweep: AtomicU64,
@@ -119,9 +129,9 @@ impl Core {
         let rx = match pipe.recv_ring(end) {
             Some(r) => {
                 // SAFETY: as above, with the receivers of `end` and its receiving
-                // side (`recv_sink`).
+                // side (`recv_sink`, `recv_with`).
                 let cons = unsafe { Consumer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
-                Some((r, Mutex::new((cons, Ident::default()))))
+                Some((r, Mutex::new((cons, Ident::default(), Vec::new()))))
             }
             None => None,
         };
@@ -181,6 +191,29 @@ impl Core {
     }
 
     pub(crate) fn send_bytes(&self, msg: &[u8]) -> Result<()> {
+        self.send_inner(|prod, hooks| frame::send_message(prod, msg, hooks))
+    }
+
+    /// Sends one message of `len` bytes written by `f` (see `frame::send_with`).
+    ///
+    /// # Safety
+    /// As `frame::send_with`: no other process touches the reserved record.
+    pub(crate) unsafe fn send_with<R>(
+        &self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        self.send_inner(|prod, hooks| {
+            // SAFETY: forwarded from the caller.
+            unsafe { frame::send_with(prod, len, hooks, f) }
+        })
+    }
+
+    /// Runs `send` (one whole message) with exclusive use of this end's sending side.
+    fn send_inner<R>(
+        &self,
+        send: impl FnOnce(&mut Producer, &mut TxHooks<'_>) -> Result<R>,
+    ) -> Result<R> {
         let Some((ring, st)) = &self.tx else {
             return Err(Error::Config {
                 what: "this end cannot send",
@@ -212,7 +245,7 @@ impl Core {
             peer,
             busy: self.busy_poll(),
         };
-        frame::send_message(prod, msg, &mut hooks)
+        send(prod, &mut hooks)
     }
 
     pub(crate) fn recv_sink(
@@ -230,7 +263,7 @@ impl Core {
         let pipe = self.pipe();
         // As in `send_bytes`.
         let mut g = guard(st);
-        let (cons, ident) = &mut *g;
+        let (cons, ident, _) = &mut *g;
         let ctl = pipe.end(self.reg.end);
         let _access = bias::enter(&ctl.recv, &ctl.next_id, ident)?;
         let mut hooks = RxHooks {
@@ -241,6 +274,39 @@ impl Core {
             deadline,
         };
         frame::recv_message(cons, max, sink, &mut hooks)
+    }
+
+    /// Receives one whole message and hands it to `f` (see `frame::recv_with`): in
+    /// place when it is one ring record, else assembled in this handle's buffer.
+    ///
+    /// # Safety
+    /// As `frame::recv_with`: no process writes the ring's published records.
+    pub(crate) unsafe fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let Some((ring, st)) = &self.rx else {
+            return Err(Error::Config {
+                what: "this end cannot receive",
+            });
+        };
+        self.reg.touch()?;
+        let pipe = self.pipe();
+        // As in `recv_sink`.
+        let mut g = guard(st);
+        let (cons, ident, buf) = &mut *g;
+        let ctl = pipe.end(self.reg.end);
+        let _access = bias::enter(&ctl.recv, &ctl.next_id, ident)?;
+        let mut hooks = RxHooks {
+            pipe,
+            ring: *ring,
+            peer: self.peer(),
+            busy: self.busy_poll(),
+            deadline: Deadline::NEVER,
+        };
+        // SAFETY: forwarded from the caller.
+        let r = unsafe { frame::recv_with(cons, buf, &mut hooks, f) };
+        if buf.capacity() > KEEP_ASSEMBLY {
+            *buf = Vec::new();
+        }
+        r
     }
 
     /// Receives one whole message (of at most `max` bytes) into a new vector.

@@ -103,6 +103,77 @@ pub fn send_message(prod: &mut Producer, msg: &[u8], hooks: &mut dyn SendHooks) 
     Ok(())
 }
 
+/// Sends one message of `len` bytes that `f` writes: in place, into a reserved ring
+/// record, when it fits one record ([`Producer::max_record_len`]); otherwise into a
+/// new zeroed buffer that is then streamed as fragments (a copy). Returns what `f`
+/// returns.
+///
+/// `f` gets the record's bytes as they are (whatever the ring held there before:
+/// the caller must write all of them). The record is published only after `f`
+/// returns; if `f` unwinds nothing is published. Under loom the record is written
+/// from a local buffer (loom cannot hand out a slice of its cells).
+///
+/// # Safety
+/// No other process may read or write the reserved record while `f` writes it:
+/// true of every process that follows the ring protocol (the consumer reads only
+/// published records); a faulty one would be a data race.
+///
+/// # Errors
+/// [`Error::TooLarge`] beyond [`MAX_MESSAGE_LEN`]; [`Error::Config`] if a buffer for
+/// a fragmented message cannot be allocated; what the hooks return; ring errors. `f`
+/// runs at most once; after an error its result is dropped.
+pub unsafe fn send_with<R>(
+    prod: &mut Producer,
+    len: usize,
+    hooks: &mut dyn SendHooks,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> Result<R> {
+    if len as u64 > MAX_MESSAGE_LEN {
+        return Err(Error::TooLarge {
+            len: len as u64,
+            max: MAX_MESSAGE_LEN,
+        });
+    }
+    if len > prod.max_record_len() {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).map_err(|_| Error::Config {
+            what: "cannot allocate a buffer for the message",
+        })?;
+        v.resize(len, 0);
+        let r = f(&mut v);
+        send_message(prod, &v, hooks)?;
+        return Ok(r);
+    }
+    loop {
+        match prod.reserve(len, WHOLE) {
+            Ok(mut w) => {
+                #[cfg(not(shmkit_loom))]
+                let r = {
+                    let p = w.as_mut_ptr();
+                    // SAFETY: `as_mut_ptr` bounds-checked the `len` reserved bytes,
+                    // which nothing published covers until `commit` below; no other
+                    // access meanwhile is the caller's contract.
+                    f(unsafe { std::slice::from_raw_parts_mut(p, len) })
+                };
+                #[cfg(shmkit_loom)]
+                let r = {
+                    let mut v = vec![0u8; len];
+                    let r = f(&mut v);
+                    w.write_at(0, &v);
+                    r
+                };
+                w.commit();
+                hooks.committed();
+                return Ok(r);
+            }
+            Err(shmkit_ring::Error::Full(())) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut room = || prod.reserve(len, WHOLE).is_ok();
+        hooks.wait_space(len, &mut room)?;
+    }
+}
+
 /// Publishes one record made of `head` then `body`, waiting for room.
 fn put(
     prod: &mut Producer,
@@ -230,6 +301,127 @@ pub fn recv_message(
             closed = true;
         }
     }
+}
+
+/// Receives one whole message and hands it to `f`: in place, as the payload of its
+/// ring record, when it travelled in one record ([`WHOLE`]); otherwise assembled in
+/// `buf` (cleared first; its capacity is reused). Returns what `f` returns.
+///
+/// The record stays in the ring while `f` runs and is consumed when `f` returns (or
+/// unwinds: a panicking `f` consumes the message too). Same framing rules, EOF and
+/// errors as [`recv_message`] without a limit. Under loom a whole message is copied
+/// into `buf` first (loom cannot hand out a slice of its cells).
+///
+/// # Safety
+/// No process may write the bytes of a published record while `f` reads them: true
+/// of every process that follows the ring protocol (the producer reuses ring bytes
+/// only after the consumer released them); a faulty one would be a data race.
+///
+/// # Errors
+/// [`Error::Eof`]; [`Error::Corrupt`]; what the hooks return.
+pub unsafe fn recv_with<R>(
+    cons: &mut Consumer,
+    buf: &mut Vec<u8>,
+    hooks: &mut dyn RecvHooks,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let cap_hint = cons.config().capacity().saturating_mul(4);
+    // (total, bytes so far) of the message being assembled.
+    let mut got: Option<(usize, usize)> = None;
+    let mut closed = false;
+    let mut sink = Sink::Vec(std::mem::take(buf));
+    let put_back = |sink: Sink<'_>, buf: &mut Vec<u8>| {
+        if let Sink::Vec(v) = sink {
+            *buf = v;
+        }
+    };
+    loop {
+        match cons.peek() {
+            // A whole message (also one that interrupts a partial message, whose
+            // sender died mid-way: that one is discarded, as in `step`).
+            Ok(rec) if rec.flags & WHOLE == WHOLE => {
+                put_back(sink, buf);
+                // SAFETY: forwarded from the caller.
+                return Ok(unsafe { in_place(rec, buf, hooks, f) });
+            }
+            Ok(rec) => {
+                if let Some(r) = step(rec, &mut got, None, &mut sink, cap_hint, hooks) {
+                    put_back(sink, buf);
+                    return r.map(|n| f(buf.get(..n).unwrap_or_default()));
+                }
+                continue;
+            }
+            Err(shmkit_ring::Error::Empty) => {}
+            Err(e) => {
+                put_back(sink, buf);
+                return Err(e.into());
+            }
+        }
+        if closed {
+            // As in `recv_message`: EOF, a partial message is discarded.
+            put_back(sink, buf);
+            return Err(Error::Eof);
+        }
+        let mut ready = || !matches!(cons.peek(), Err(shmkit_ring::Error::Empty));
+        match hooks.wait_data(&mut ready) {
+            Ok(Woke::Closed) => closed = true,
+            Ok(Woke::Data) => {}
+            Err(e) => {
+                put_back(sink, buf);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Consumes `rec` (and tells the hooks) when dropped: after `f` returned or unwound.
+struct Held<'a, 'h> {
+    rec: Option<ReadRecord<'a>>,
+    hooks: &'h mut dyn RecvHooks,
+}
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(rec) = self.rec.take() {
+            rec.release();
+            self.hooks.released();
+        }
+    }
+}
+
+/// Hands the payload of the whole-message record `rec` to `f`, then consumes it.
+///
+/// # Safety
+/// As [`recv_with`].
+unsafe fn in_place<R>(
+    rec: ReadRecord<'_>,
+    buf: &mut Vec<u8>,
+    hooks: &mut dyn RecvHooks,
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    let held = Held {
+        rec: Some(rec),
+        hooks,
+    };
+    let Some(rec) = held.rec.as_ref() else {
+        return f(&[]);
+    };
+    #[cfg(not(shmkit_loom))]
+    let r = {
+        let _ = buf;
+        // SAFETY: the record is validated and published, and stays in the ring (not
+        // released) until `held` drops after `f`; no writer meanwhile is the
+        // caller's contract.
+        f(unsafe { rec.as_slice() })
+    };
+    #[cfg(shmkit_loom)]
+    let r = {
+        buf.clear();
+        rec.append_to(0, rec.len, buf);
+        f(buf)
+    };
+    drop(held);
+    r
 }
 
 /// Handles one record; `Some` ends the receive.

@@ -6,7 +6,9 @@
 //! in one segment); [`Pipe::one_way`] returns a [`Receiver`] and a [`Sender`], whose
 //! types make the wrong direction a compile error. Messages are serde values
 //! ([`Connection::send`] / [`Connection::recv`], postcard) or raw bytes
-//! (`send_bytes`, `recv_bytes`, `recv_bytes_max`, `recv_bytes_into`), of any size:
+//! (`send_bytes`, `recv_bytes`, `recv_bytes_max`, `recv_bytes_into`, and the
+//! zero-copy `send_bytes_with` / `recv_bytes_with`, which write and read a message
+//! in place in the shared ring), of any size:
 //! small ones travel in one ring record, large ones in fragments, and a message is
 //! delivered whole or not at all. When the peer end is closed in every process that
 //! held it — dropped, closed, or its process died — `recv` drains what was sent and

@@ -122,3 +122,35 @@ fn a_message_cut_short_is_discarded_at_eof() {
         sender.join().unwrap();
     });
 }
+
+/// The zero-copy calls through the same tiny ring: a whole message written in its
+/// reserved record (`frame::send_with`) and handed over as that record
+/// (`frame::recv_with`), a 40-byte one in three fragments (assembled), then EOF.
+#[test]
+fn recv_with_gets_whole_and_fragmented_messages_then_eof() {
+    loom::model(|| {
+        let (mut tx, mut rx) = bytes::new(&RingConfig::bytes(64).unwrap()).unwrap();
+        let ctl = Arc::new(Ctl::default());
+        let c2 = Arc::clone(&ctl);
+        let sender = loom::thread::spawn(move || {
+            let mut h = Hooks(Arc::clone(&c2));
+            // SAFETY: the ring's consumer follows the protocol.
+            unsafe { frame::send_with(&mut tx, 16, &mut h, |b| b.fill(9)) }.unwrap();
+            let msg: Vec<u8> = (0..40).collect();
+            frame::send_message(&mut tx, &msg, &mut h).unwrap();
+            close(&c2);
+        });
+        let mut hooks = Hooks(Arc::clone(&ctl));
+        let mut buf = Vec::new();
+        // SAFETY: the ring's producer follows the protocol.
+        let r = unsafe { frame::recv_with(&mut rx, &mut buf, &mut hooks, <[u8]>::to_vec) };
+        assert_eq!(r.unwrap(), vec![9u8; 16]);
+        // SAFETY: as above.
+        let r = unsafe { frame::recv_with(&mut rx, &mut buf, &mut hooks, |m| m.to_vec()) };
+        assert!(r.unwrap().iter().copied().eq(0..40u8));
+        // SAFETY: as above.
+        let r = unsafe { frame::recv_with(&mut rx, &mut buf, &mut hooks, |_| ()) };
+        assert!(matches!(r, Err(Error::Eof)), "{r:?}");
+        sender.join().unwrap();
+    });
+}

@@ -268,3 +268,126 @@ fn a_bias_holder_killed_mid_message_is_taken_over() {
     assert_eq!(m, vec![2u8; 10_000]);
     sender.join().unwrap().unwrap();
 }
+
+/// The receiving side's bias holder (a child, the first to receive) is SIGKILLed
+/// inside its `recv_bytes_with` closure: the message it was reading was not consumed,
+/// so the parent takes the side over (the dead holder's `busy` flag does not block
+/// it) and receives that message whole, then the next one.
+#[test]
+fn a_receiver_killed_inside_recv_bytes_with_leaves_the_message() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let crx = rx.clone();
+    let mut p = Process::new(move || {
+        // SAFETY: only shmkit's pipe code writes this pipe's memory.
+        let r = unsafe {
+            crx.recv_bytes_with(|m| {
+                ack_tx.send(&m.len()).unwrap();
+                std::thread::sleep(Duration::from_secs(600));
+            })
+        };
+        r.unwrap();
+    });
+    p.start().unwrap();
+    tx.send_bytes(&[3u8; 1000]).unwrap();
+    tx.send_bytes(&[4u8; 10]).unwrap();
+    assert_eq!(ack_rx.recv::<usize>().unwrap(), 1000);
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    // SAFETY: as above.
+    let first = unsafe { rx.recv_bytes_with(<[u8]>::to_vec) }.unwrap();
+    assert_eq!(first, vec![3u8; 1000]);
+    assert_eq!(rx.recv_bytes().unwrap(), vec![4u8; 10]);
+}
+
+/// Two processes share one receiving end, one receiving in place and one copying:
+/// every message arrives once, whole.
+#[test]
+fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
+    let (rx, tx) = Pipe::builder().capacity(1024).one_way().unwrap();
+    let (report_rx, report_tx) = Pipe::one_way().unwrap();
+    let (crx, ctx, creport) = (rx.clone(), tx.clone(), report_tx.clone());
+    let mut child = Process::new(move || {
+        ctx.close();
+        let (mut n, mut bytes) = (0u32, 0u64);
+        loop {
+            // SAFETY: only shmkit's pipe code writes this pipe's memory.
+            let r = unsafe {
+                crx.recv_bytes_with(|m| {
+                    let tag = (m.len() % 251) as u8;
+                    assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
+                    m.len() as u64
+                })
+            };
+            match r {
+                Ok(len) => {
+                    n += 1;
+                    bytes += len;
+                }
+                Err(Error::Eof) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        creport.send(&(n, bytes)).unwrap();
+    });
+    child.start().unwrap();
+    drop(report_tx);
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        for i in 0..600usize {
+            let len = (i * 997) % 5000;
+            tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+            sent += len as u64;
+        }
+        sent
+    });
+    let (mut n1, mut b1) = (0u32, 0u64);
+    loop {
+        match rx.recv_bytes() {
+            Ok(m) => {
+                let tag = (m.len() % 251) as u8;
+                assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
+                n1 += 1;
+                b1 += m.len() as u64;
+            }
+            Err(Error::Eof) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let sent = sender.join().unwrap();
+    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
+    assert_eq!(n1 + n2, 600);
+    assert_eq!(b1 + b2, sent);
+    join_ok(&child);
+}
+
+/// The sending side's bias holder (a child) is SIGKILLed inside its
+/// `send_bytes_with` closure, with its record reserved and half written: nothing
+/// of it is ever delivered, and another sender takes the side over.
+#[test]
+fn a_sender_killed_inside_send_bytes_with_publishes_nothing() {
+    let (rx, tx) = Pipe::builder().capacity(4096).one_way().unwrap();
+    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
+    let tx2 = tx.clone();
+    let mut p = Process::new(move || {
+        tx.send_bytes(b"whole").unwrap();
+        // SAFETY: only shmkit's pipe code touches this pipe's memory.
+        let r = unsafe {
+            tx.send_bytes_with(1000, |b| {
+                b[..500].fill(9);
+                ack_tx.send(&()).unwrap();
+                std::thread::sleep(Duration::from_secs(600));
+            })
+        };
+        r.unwrap();
+    });
+    p.start().unwrap();
+    ack_rx.recv::<()>().unwrap();
+    p.kill().unwrap();
+    assert!(p.join_timeout(LONG).unwrap());
+    assert_eq!(rx.recv_bytes().unwrap(), b"whole");
+    tx2.send_bytes(&[2u8; 100]).unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), vec![2u8; 100]);
+    drop(tx2);
+    assert!(matches!(rx.recv_bytes(), Err(Error::Eof)));
+}
