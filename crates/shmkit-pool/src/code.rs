@@ -50,7 +50,7 @@ impl CodeRef {
 }
 
 fn decode<A: DeserializeOwned>(args: &[u8]) -> std::result::Result<A, String> {
-    postcard::from_bytes(args).map_err(|e| {
+    crate::codec::decode(args).map_err(|e| {
         format!(
             "cannot decode the argument as {}: {e}",
             std::any::type_name::<A>()

@@ -229,7 +229,7 @@ where
             self.taken += 1;
             let len = self.lens.remove(&index).unwrap_or(1);
             let items: Vec<Result<R>> = match o {
-                Ok(bytes) => match postcard::from_bytes::<Vec<R>>(&bytes) {
+                Ok(bytes) => match crate::codec::decode::<Vec<R>>(&bytes) {
                     Ok(v) => v.into_iter().map(Ok).collect(),
                     Err(source) => (0..len)
                         .map(|_| {

@@ -63,7 +63,7 @@ pub(crate) type DecodeFn<T> = fn(&[Vec<u8>]) -> Result<T>;
 
 pub(crate) fn decode_one<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<R> {
     let bytes = parts.first().map_or(&[][..], Vec::as_slice);
-    postcard::from_bytes(bytes).map_err(|source| Error::Codec {
+    crate::codec::decode(bytes).map_err(|source| Error::Codec {
         what: "decoding a task's result",
         source,
     })
@@ -72,7 +72,7 @@ pub(crate) fn decode_one<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<R> {
 pub(crate) fn decode_concat<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<Vec<R>> {
     let mut all = Vec::new();
     for p in parts {
-        let v: Vec<R> = postcard::from_bytes(p).map_err(|source| Error::Codec {
+        let v: Vec<R> = crate::codec::decode(p).map_err(|source| Error::Codec {
             what: "decoding a chunk of map results",
             source,
         })?;

@@ -221,7 +221,7 @@ fn parse_task(msg: &[u8]) -> Option<Task<'_>> {
     if id == STOP {
         return Some(Task::Stop);
     }
-    let (code, args) = postcard::take_from_bytes::<CodeRef>(&msg[8..]).ok()?;
+    let (code, args) = crate::codec::take::<CodeRef>(&msg[8..]).ok()?;
     Some(Task::Run(id, code, args))
 }
 
