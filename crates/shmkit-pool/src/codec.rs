@@ -110,7 +110,7 @@ impl Ser {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut Ser {
+impl ser::Serializer for &mut Ser {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Self;

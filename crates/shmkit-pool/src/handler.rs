@@ -22,7 +22,7 @@ use shmkit_process::StartMethod;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A job for the callback thread.
 pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
@@ -226,6 +226,11 @@ impl Worker {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
+    /// The result handler sleeps here (with `inner`) instead of on the doorbell while
+    /// a blocking map's thread drains the result rings ([`Inner::drainers`] > 0), so
+    /// that a worker's result wakes only that thread. Notified when the last drainer
+    /// leaves and on close/terminate.
+    pub(crate) park: Condvar,
     pub(crate) pool: PoolShm,
     pub(crate) cfg: Config,
 }
@@ -248,7 +253,11 @@ impl Shared {
                 avg_task_ns: 2 * LONG_TASK_NS,
                 startup_failures: 0,
                 owner: std::process::id(),
+                drainers: 0,
+                drained_idle: false,
+                handler_parked: false,
             }),
+            park: Condvar::new(),
             pool,
             cfg,
         })
@@ -278,6 +287,16 @@ pub(crate) struct Inner {
     owner: u32,
     /// Moving average of how long a task runs in a worker, for the dispatch policy.
     avg_task_ns: u64,
+    /// Threads in a blocking `map` that drain the result rings themselves, sleeping
+    /// on the doorbell; meanwhile the result handler only checks the workers (on its
+    /// timer) and does not wait on the doorbell.
+    pub(crate) drainers: usize,
+    /// The last drainer left with nothing in flight: the result handler stays
+    /// parked (on its timer) until the next submission, so that back-to-back blocking
+    /// maps never move it onto the doorbell and off again.
+    pub(crate) drained_idle: bool,
+    /// The result handler sleeps on [`Shared::park`] (set and cleared under the lock).
+    pub(crate) handler_parked: bool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -324,6 +343,13 @@ fn deliver_map(cb_tx: Option<&Sender<CbJob>>, mut m: MutexGuard<'_, MapState>, o
 }
 
 impl Inner {
+    /// Whether the result handler sleeps on [`Shared::park`] rather than the doorbell:
+    /// while drainers handle the results, or after a blocking map until the next
+    /// submission (nothing can arrive for anyone meanwhile).
+    pub(crate) fn handler_parks(&self) -> bool {
+        self.drainers > 0 || (self.drained_idle && self.state == State::Running)
+    }
+
     /// The pool has ended: no worker is left and no callback is sent any more.
     pub(crate) fn set_done(&mut self) {
         self.state = State::Done;
@@ -448,6 +474,21 @@ impl Inner {
             }
         }
         any
+    }
+
+    /// Pumps every worker and dispatches the backlog (what the result handler does
+    /// on each wake-up), for a thread that drains the rings itself. Rings the
+    /// doorbell when it delivered something and other drainers may be waiting for it.
+    pub(crate) fn pump_all(&mut self, sh: &Shared) -> bool {
+        let mut progress = false;
+        for i in 0..self.workers.len() {
+            progress |= self.pump(i);
+        }
+        progress |= self.dispatch(&sh.cfg);
+        if progress && self.drainers > 1 {
+            sh.pool.doorbell().notify_all();
+        }
+        progress
     }
 
     /// Sends what fits to worker `i` and handles the results it has sent.

@@ -65,20 +65,15 @@ impl IterShared {
         }
     }
 
-    /// Waits for chunk `index`, or for any chunk to fail (a blocking map).
-    pub(crate) fn take_map(&self, index: usize) -> ChunkOutcome {
+    /// Chunk `index`, or the first failure of any chunk (a blocking map), if either
+    /// has arrived. Does not wait: the blocking map's thread drains the result
+    /// rings itself (see `Pool::map_wait`).
+    pub(crate) fn try_take_map(&self, index: usize) -> Option<ChunkOutcome> {
         let mut g = lock(&self.m);
-        loop {
-            if let Some(f) = g.failed.take() {
-                return Err(f);
-            }
-            if let Some(o) = g.done.remove(&index) {
-                return o;
-            }
-            g.waiting = Some(index);
-            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-            g.waiting = None;
+        if let Some(f) = g.failed.take() {
+            return Some(Err(f));
         }
+        g.done.remove(&index)
     }
 
     /// Waits for chunk `index` (ordered) or any chunk (unordered).

@@ -2,7 +2,7 @@
 
 pub(crate) use crate::builder::Builder;
 use crate::code::{self, CodeRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::handler::{self, Sink, State, Task};
 use crate::imap::{IMap, IterShared};
 use crate::result::{decode_concat, decode_one, AsyncResult, Callbacks, Slot};
@@ -12,12 +12,13 @@ use crate::worker::{self, InitSpec};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmkit_process::StartMethod;
+use shmkit_sync::futex::Deadline;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
 /// travel in fragments).
-pub const DEFAULT_RING_BYTES: usize = 128 * 1024;
+pub const DEFAULT_RING_BYTES: usize = 512 * 1024;
 /// Default number of tasks queued to one worker ahead of the one it runs.
 pub const DEFAULT_PREFETCH: usize = 8;
 
@@ -225,6 +226,11 @@ impl Pool {
             g.backlog.push_back(Task { id, msg });
         }
         g.dispatch(&self.sh.cfg);
+        g.drained_idle = false;
+        if g.handler_parked && g.drainers == 0 {
+            // Parked after a blocking map: results of these tasks need it.
+            self.sh.park.notify_all();
+        }
         Ok(())
     }
 
@@ -467,6 +473,10 @@ impl Pool {
         R: DeserializeOwned,
     {
         let it = Arc::new(IterShared::new(true));
+        // Drain from the start: results of the first chunks arrive while the later
+        // ones are still being encoded, and the result handler then stays off the
+        // doorbell (no second thread to wake, no contention on the pool's lock).
+        let _draining = Draining::enter(&self.sh);
         let (chunks, items) = self.submit_chunks(code, iter, None, |index| Sink::Iter {
             it: Arc::clone(&it),
             index,
@@ -476,13 +486,41 @@ impl Pool {
         }
         let mut out = Vec::with_capacity(items);
         for index in 0..chunks {
-            match it.take_map(index) {
+            match self.drain_until(&it, index) {
                 Ok(bytes) => crate::codec::decode_append(&bytes, &mut out)
                     .map_err(codec("decoding a chunk of map results"))?,
                 Err(f) => return Err(f.to_error()),
             }
         }
         Ok(out)
+    }
+
+    /// Waits for chunk `index` of a blocking map (or its first failure), draining the
+    /// result rings in this thread: results are handled here as they arrive, without
+    /// a hand-over through the result handler thread (one wake-up per result, not
+    /// two). Sleeps on the doorbell the workers ring after each result; the result
+    /// handler (which checks the workers on its timer) rings it too when a chunk
+    /// failed because its worker died.
+    fn drain_until(&self, it: &IterShared, index: usize) -> std::result::Result<Vec<u8>, Failure> {
+        let doorbell = self.sh.pool.doorbell();
+        loop {
+            if let Some(o) = it.try_take_map(index) {
+                return o;
+            }
+            if lock(&self.sh.inner).pump_all(&self.sh) {
+                continue;
+            }
+            let key = doorbell.prepare();
+            // Re-check after announcing ourselves: a result pushed before `prepare`
+            // is seen here, one pushed after it rings the doorbell.
+            if lock(&self.sh.inner).pump_all(&self.sh) {
+                continue;
+            }
+            if let Some(o) = it.try_take_map(index) {
+                return o;
+            }
+            doorbell.wait(key, Deadline::after(threads::CHECK_BUSY));
+        }
     }
 
     /// `[f(x) for x in iter]` computed by the workers, in chunks of the default
@@ -672,6 +710,7 @@ impl Pool {
             }
         }
         self.sh.pool.doorbell().notify_all();
+        self.sh.park.notify_all();
     }
 
     /// Waits until every task is done and its callback ran, the workers have exited
@@ -725,7 +764,36 @@ impl Pool {
     fn terminate_inner(&self, join_callbacks: bool) {
         lock(&self.sh.inner).terminate();
         self.sh.pool.doorbell().notify_all();
+        self.sh.park.notify_all();
         self.join_threads(join_callbacks);
+    }
+}
+
+/// Registers a thread draining the result rings (see [`Pool::drain_until`]) while it
+/// lives; the last one to leave wakes the result handler back onto the doorbell if
+/// tasks are still in flight.
+struct Draining<'a>(&'a handler::Shared);
+
+impl<'a> Draining<'a> {
+    fn enter(sh: &'a handler::Shared) -> Self {
+        lock(&sh.inner).drainers += 1;
+        Draining(sh)
+    }
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.0.inner);
+        g.drainers -= 1;
+        if g.drainers == 0 {
+            if g.pending.is_empty() && g.backlog.is_empty() {
+                // Nothing can arrive: the handler may stay parked until the next
+                // submission (which wakes it), sparing back-to-back maps its wake-ups.
+                g.drained_idle = true;
+            } else if g.handler_parked {
+                self.0.park.notify_all();
+            }
+        }
     }
 }
 
