@@ -66,6 +66,56 @@ pub(crate) fn decode_append<R: DeserializeOwned>(bytes: &[u8], out: &mut Vec<R>)
     de::Deserializer::deserialize_seq(&mut de, AppendSeq(out))
 }
 
+/// Why [`map_seq`] stopped.
+#[derive(Debug)]
+pub(crate) enum MapSeqError<E> {
+    /// An argument did not decode.
+    Decode(Error),
+    /// A result did not encode.
+    Encode(Error),
+    /// The function failed on an element.
+    Task(E),
+}
+
+/// A chunk's work in one pass: decodes the sequence of `A`s in `args` one element
+/// at a time, and appends the sequence of `f(a)`s to `out` as each is computed —
+/// no vector of arguments nor of results in between. Stops at the first failure
+/// (the elements before it have been computed; `out` then holds a partial
+/// sequence, to be discarded).
+pub(crate) fn map_seq<A, R, E>(
+    args: &[u8],
+    out: &mut Vec<u8>,
+    mut f: impl FnMut(A) -> std::result::Result<R, E>,
+) -> std::result::Result<(), MapSeqError<E>>
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let mut de = De { input: args };
+    let n = de.len().map_err(MapSeqError::Decode)?;
+    let mut ser = Ser {
+        out: std::mem::take(out),
+    };
+    ser.len(n);
+    // A chunk of `n` fixed-width results needs at least this much room (not more
+    // than the argument bytes could announce: untrusted lengths reserve nothing).
+    ser.out
+        .reserve(n.min(args.len()).saturating_mul(std::mem::size_of::<R>()));
+    let mut r = Ok(());
+    for _ in 0..n {
+        let step = A::deserialize(&mut de)
+            .map_err(MapSeqError::Decode)
+            .and_then(|a| f(a).map_err(MapSeqError::Task))
+            .and_then(|v| v.serialize(&mut ser).map_err(MapSeqError::Encode));
+        if step.is_err() {
+            r = step;
+            break;
+        }
+    }
+    *out = ser.out;
+    r
+}
+
 struct AppendSeq<'a, R>(&'a mut Vec<R>);
 
 impl<'de, R: DeserializeOwned> Visitor<'de> for AppendSeq<'_, R> {
@@ -808,6 +858,43 @@ mod tests {
             encode(&Unknown),
             Err(Error::SerializeSeqLengthUnknown)
         ));
+    }
+
+    #[test]
+    fn map_seq_is_encode_of_the_mapped_vec_and_stops_at_failures() {
+        let args = encode(&vec![1u32, 2, 3]).unwrap();
+        let mut out = vec![7u8];
+        map_seq::<u32, u64, ()>(&args, &mut out, |x| Ok(u64::from(x) * 10)).unwrap();
+        assert_eq!(out, encode_append(&vec![10u64, 20, 30], vec![7]).unwrap());
+        let mut seen = Vec::new();
+        let r = map_seq::<u32, u64, String>(&args, &mut Vec::new(), |x| {
+            seen.push(x);
+            if x == 2 {
+                Err("two".into())
+            } else {
+                Ok(0)
+            }
+        });
+        assert!(matches!(r, Err(MapSeqError::Task(e)) if e == "two"));
+        assert_eq!(seen, [1, 2]);
+        let short = &args[..args.len() - 1];
+        let r = map_seq::<u32, u64, ()>(short, &mut Vec::new(), |x| Ok(x.into()));
+        assert!(matches!(r, Err(MapSeqError::Decode(_))));
+        // An absurd length: an error, not a huge reservation.
+        let mut bad = encode(&u64::MAX).unwrap();
+        bad.push(1);
+        let mut out = Vec::new();
+        let r = map_seq::<u8, u64, ()>(&bad, &mut out, |x| Ok(x.into()));
+        assert!(matches!(r, Err(MapSeqError::Decode(_))));
+        assert!(out.capacity() < 1024);
+        struct NoEncode;
+        impl Serialize for NoEncode {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let r = map_seq::<u32, NoEncode, ()>(&args, &mut Vec::new(), |_| Ok(NoEncode));
+        assert!(matches!(r, Err(MapSeqError::Encode(_))));
     }
 
     #[test]

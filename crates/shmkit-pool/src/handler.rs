@@ -181,9 +181,18 @@ impl Worker {
         Ok(pushed)
     }
 
-    fn drain(&mut self, into: &mut Vec<Vec<u8>>) -> std::result::Result<(), shmkit_ring::Error> {
+    fn drain(
+        &mut self,
+        into: &mut Vec<Vec<u8>>,
+        bufs: &mut Buffers,
+    ) -> std::result::Result<(), shmkit_ring::Error> {
         let mut consumed = false;
         let r = loop {
+            if self.inbox.wants_buffer() {
+                if let Some(b) = bufs.take() {
+                    self.inbox.recycle(b);
+                }
+            }
             match self.inbox.poll(&mut self.ends.results, &mut consumed) {
                 Ok(Some(m)) => into.push(m),
                 Ok(None) => break Ok(()),
@@ -222,6 +231,49 @@ impl Worker {
     }
 }
 
+/// Spare message buffers of the parent (task messages whose results arrived, result
+/// messages a blocking map has decoded), reused for the next messages: the large
+/// buffers of back-to-back maps are then not allocated and page-faulted anew each
+/// time. Holds at most `max_bytes` of capacity, and only buffers of at least
+/// [`Buffers::MIN`] bytes.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    spare: Vec<Vec<u8>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Buffers {
+    /// Smaller buffers are not kept (cheap to allocate; they would only dilute).
+    const MIN: usize = 4096;
+
+    fn new(max_bytes: usize) -> Self {
+        Buffers {
+            spare: Vec::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// A spare buffer (empty, with capacity), if any.
+    pub(crate) fn take(&mut self) -> Option<Vec<u8>> {
+        let b = self.spare.pop()?;
+        self.bytes -= b.capacity();
+        Some(b)
+    }
+
+    /// Keeps `b` for reuse if it is large and there is room.
+    pub(crate) fn put(&mut self, mut b: Vec<u8>) {
+        let c = b.capacity();
+        if c < Self::MIN || self.bytes + c > self.max_bytes {
+            return;
+        }
+        b.clear();
+        self.bytes += c;
+        self.spare.push(b);
+    }
+}
+
 /// State shared by the pool handle and its threads.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -254,6 +306,8 @@ impl Shared {
                 startup_failures: 0,
                 owner: std::process::id(),
                 drainers: 0,
+                // About what the rings hold: a map's worth of chunk messages.
+                bufs: Buffers::new(cfg.ring_bytes.saturating_mul(2 * cfg.processes)),
                 drained_idle: false,
                 handler_parked: false,
             }),
@@ -295,6 +349,8 @@ pub(crate) struct Inner {
     /// parked (on its timer) until the next submission, so that back-to-back blocking
     /// maps never move it onto the doorbell and off again.
     pub(crate) drained_idle: bool,
+    /// Spare message buffers.
+    pub(crate) bufs: Buffers,
     /// The result handler sleeps on [`Shared::park`] (set and cleared under the lock).
     pub(crate) handler_parked: bool,
 }
@@ -499,7 +555,7 @@ impl Inner {
         if !w.killed {
             match w.flush().and_then(|p| {
                 progress |= p;
-                w.drain(&mut msgs)
+                w.drain(&mut msgs, &mut self.bufs)
             }) {
                 Ok(()) => {}
                 Err(_) => w.kill(),
@@ -533,7 +589,9 @@ impl Inner {
             w.kill(); // not the task it was given: a protocol error
             return;
         }
-        w.inflight.pop_front();
+        if let Some(t) = w.inflight.pop_front() {
+            self.bufs.put(t.msg);
+        }
         w.sent -= 1;
         w.received += 1;
         // The worker's own measure of the run time: queueing and wake-ups excluded.
@@ -542,8 +600,9 @@ impl Inner {
             .saturating_mul(7)
             .saturating_add(took / 8);
         let o = match status {
-            // The payload, in the message's own buffer (no copy, no allocation).
-            OK => Ok(wire::into_payload(m)),
+            // The whole message: its payload is read in place after the header
+            // (`wire::payload`), with no copy and no allocation.
+            OK => Ok(m),
             PANICKED => Err(Failure::Panicked(text(&m))),
             _ => Err(Failure::TaskFailed(text(&m))),
         };
@@ -736,4 +795,29 @@ pub(crate) fn kill_all(sh: &Shared) {
         let _ = w.process.join();
     }
     g.set_done();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Buffers;
+
+    #[test]
+    fn buffers_keep_only_large_ones_within_the_bound() {
+        let mut b = Buffers::new(3 * Buffers::MIN);
+        assert!(b.take().is_none());
+        b.put(Vec::with_capacity(Buffers::MIN - 1));
+        assert!(b.take().is_none(), "small buffers are not kept");
+        let mut big = Vec::with_capacity(2 * Buffers::MIN);
+        big.extend_from_slice(b"old bytes");
+        b.put(big);
+        b.put(Vec::with_capacity(2 * Buffers::MIN)); // over the bound: dropped
+        b.put(Vec::with_capacity(Buffers::MIN));
+        let x = b.take().unwrap();
+        assert_eq!(x.capacity(), Buffers::MIN);
+        let y = b.take().unwrap();
+        assert!(y.is_empty() && y.capacity() >= 2 * Buffers::MIN);
+        assert!(b.take().is_none());
+        assert_eq!(b.bytes, 0);
+    }
 }

@@ -224,7 +224,7 @@ where
             self.taken += 1;
             let len = self.lens.remove(&index).unwrap_or(1);
             let items: Vec<Result<R>> = match o {
-                Ok(bytes) => match crate::codec::decode::<Vec<R>>(&bytes) {
+                Ok(bytes) => match crate::codec::decode::<Vec<R>>(crate::wire::payload(&bytes)) {
                     Ok(v) => v.into_iter().map(Ok).collect(),
                     Err(source) => (0..len)
                         .map(|_| {

@@ -78,17 +78,18 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
-    message_sized(code, arg, 0)
+    message_sized(Vec::new(), code, arg, 0)
 }
 
-/// [`message`] into a buffer with room for `size_hint` bytes (say, the size of the
-/// previous chunk's message), saving the buffer's regrowth.
+/// [`message`] into `buf` (emptied) with room for `size_hint` bytes (say, the size of
+/// the previous chunk's message), saving the buffer's regrowth.
 fn message_sized<T: Serialize + ?Sized>(
+    buf: Vec<u8>,
     code: CodeRef,
     arg: &T,
     size_hint: usize,
 ) -> Result<Vec<u8>> {
-    let mut head = worker::task_header(0, code)?;
+    let mut head = worker::task_header_into(buf, 0, code)?;
     head.reserve(size_hint);
     crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
@@ -415,7 +416,9 @@ impl Pool {
             if buf.is_empty() {
                 return Ok((chunks, items));
             }
-            let msg = message_sized(code, buf.as_slice(), size)?;
+            // A spare buffer of an earlier chunk, if the pool has one.
+            let spare = lock(&self.sh.inner).bufs.take().unwrap_or_default();
+            let msg = message_sized(spare, code, buf.as_slice(), size)?;
             size = msg.len();
             items += buf.len();
             self.submit(vec![(msg, sink(chunks))])?;
@@ -487,8 +490,11 @@ impl Pool {
         let mut out = Vec::with_capacity(items);
         for index in 0..chunks {
             match self.drain_until(&it, index) {
-                Ok(bytes) => crate::codec::decode_append(&bytes, &mut out)
-                    .map_err(codec("decoding a chunk of map results"))?,
+                Ok(msg) => {
+                    crate::codec::decode_append(crate::wire::payload(&msg), &mut out)
+                        .map_err(codec("decoding a chunk of map results"))?;
+                    lock(&self.sh.inner).bufs.put(msg);
+                }
                 Err(f) => return Err(f.to_error()),
             }
         }
