@@ -601,7 +601,13 @@ impl Inner {
             .saturating_add(took / 8);
         let o = match status {
             // The whole message: its payload is read in place after the header
-            // (`wire::payload`), with no copy and no allocation.
+            // (`wire::payload`), with no copy and no allocation — unless it is small
+            // in a large spare buffer, which is then kept for the next chunk.
+            OK if m.capacity() >= Buffers::MIN && m.len() < m.capacity() / 4 => {
+                let small = m.clone();
+                self.bufs.put(m);
+                Ok(small)
+            }
             OK => Ok(m),
             PANICKED => Err(Failure::Panicked(text(&m))),
             _ => Err(Failure::TaskFailed(text(&m))),
