@@ -792,7 +792,7 @@ impl Drop for Draining<'_> {
         let mut g = lock(&self.0.inner);
         g.drainers -= 1;
         if g.drainers == 0 {
-            if g.pending.is_empty() && g.backlog.is_empty() {
+            if g.pending.is_empty() && g.backlog.is_empty() && g.state == State::Running {
                 // Nothing can arrive: the handler may stay parked until the next
                 // submission (which wakes it), sparing back-to-back maps its wake-ups.
                 g.drained_idle = true;

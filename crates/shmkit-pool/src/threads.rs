@@ -36,6 +36,9 @@ pub(crate) fn handler_main(sh: &Shared) {
         for i in 0..g.workers.len() {
             progress |= g.pump(i);
         }
+        // Results handled here (or a failure found below) may be what a drainer
+        // waits for: it sleeps on the doorbell.
+        let mut ring = progress;
         let retiring = g.workers.iter().any(|w| w.retiring(&sh.cfg));
         let period = if retiring || g.state == State::Terminated {
             Duration::ZERO
@@ -53,10 +56,7 @@ pub(crate) fn handler_main(sh: &Shared) {
                 return;
             }
             g.check_workers(sh);
-            if g.drainers > 0 {
-                // A chunk may have failed (its worker died): let the drainers look.
-                doorbell.notify_all();
-            }
+            ring = true;
             last_check = Instant::now();
         }
         progress |= g.dispatch(&sh.cfg);
@@ -83,6 +83,9 @@ pub(crate) fn handler_main(sh: &Shared) {
         } else {
             period
         };
+        if ring && g.drainers > 0 {
+            doorbell.notify_all();
+        }
         match key {
             _ if progress => drop(g),
             Some(key) => {

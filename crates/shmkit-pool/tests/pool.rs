@@ -1134,3 +1134,29 @@ fn terminate_ends_a_blocking_map_in_another_thread() {
     });
     pool.join().unwrap();
 }
+
+/// `close` while another thread is in blocking maps: a map either completes (in
+/// full) or is refused, and `join` then returns.
+#[test]
+fn close_during_blocking_maps_in_another_thread() {
+    let pool = Pool::new(2).unwrap();
+    std::thread::scope(|s| {
+        let m = s.spawn(|| {
+            let mut done = 0;
+            loop {
+                match pool.map(square, 0..20_000u64) {
+                    Ok(v) => {
+                        assert_eq!(v, (0..20_000u64).map(square).collect::<Vec<_>>());
+                        done += 1;
+                    }
+                    Err(Error::PoolClosed) => return done,
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+        });
+        assert_eq!(pool.map(square, 0..10u64).unwrap()[3], 9);
+        pool.close();
+        m.join().unwrap();
+    });
+    pool.join().unwrap();
+}
