@@ -29,6 +29,8 @@ pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
 
 /// Tasks taking longer than this on average are queued at most two per worker.
 const LONG_TASK_NS: u64 = 500_000;
+/// The most capacity of spare message buffers the parent keeps.
+const MAX_SPARE_BYTES: usize = 8 << 20;
 /// Workers dying before their first task, in a row, that break the pool.
 const MAX_STARTUP_FAILURES: u32 = 3;
 
@@ -306,8 +308,13 @@ impl Shared {
                 startup_failures: 0,
                 owner: std::process::id(),
                 drainers: 0,
-                // About what the rings hold: a map's worth of chunk messages.
-                bufs: Buffers::new(cfg.ring_bytes.saturating_mul(2 * cfg.processes)),
+                // About what the rings hold (a map's worth of chunk messages), and
+                // never more than a few MiB.
+                bufs: Buffers::new(
+                    cfg.ring_bytes
+                        .saturating_mul(cfg.processes.saturating_mul(2))
+                        .min(MAX_SPARE_BYTES),
+                ),
                 drained_idle: false,
                 handler_parked: false,
             }),
