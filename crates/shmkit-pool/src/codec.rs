@@ -42,6 +42,25 @@ pub(crate) fn encode_append<T: Serialize + ?Sized>(value: &T, out: Vec<u8>) -> R
     Ok(s.out)
 }
 
+/// Appends the encoding of a sequence of the items of `iter` to `out`, exactly as
+/// [`encode_append`] of a `Vec` of them would, without collecting them first (the
+/// length is patched in after the items). Returns the buffer and the item count.
+pub(crate) fn encode_seq_append<T: Serialize>(
+    iter: impl Iterator<Item = T>,
+    out: Vec<u8>,
+) -> Res<(Vec<u8>, usize)> {
+    let mut s = Ser { out };
+    let at = s.out.len();
+    s.len(0);
+    let mut n = 0usize;
+    for x in iter {
+        x.serialize(&mut s)?;
+        n += 1;
+    }
+    s.out[at..at + 8].copy_from_slice(&(n as u64).to_le_bytes());
+    Ok((s.out, n))
+}
+
 /// `value`'s encoding.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Res<Vec<u8>> {
     encode_append(value, Vec::new())
@@ -895,6 +914,23 @@ mod tests {
         }
         let r = map_seq::<u32, NoEncode, ()>(&args, &mut Vec::new(), |_| Ok(NoEncode));
         assert!(matches!(r, Err(MapSeqError::Encode(_))));
+    }
+
+    #[test]
+    fn encode_seq_append_is_encode_of_the_collected_vec() {
+        for n in [0usize, 1, 7, 1000] {
+            let items: Vec<(u64, String)> = (0..n as u64).map(|i| (i, i.to_string())).collect();
+            let (got, count) = encode_seq_append(items.iter(), vec![1, 2]).unwrap();
+            assert_eq!(count, n);
+            assert_eq!(got, encode_append(&items, vec![1, 2]).unwrap());
+        }
+        struct NoEncode;
+        impl Serialize for NoEncode {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        assert!(encode_seq_append([NoEncode].into_iter(), Vec::new()).is_err());
     }
 
     #[test]

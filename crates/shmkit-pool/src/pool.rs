@@ -398,7 +398,7 @@ impl Pool {
     fn submit_chunks_of<A: Serialize>(
         &self,
         code: CodeRef,
-        mut iter: impl Iterator<Item = A>,
+        iter: impl Iterator<Item = A>,
         len: usize,
         chunksize: Option<usize>,
         mut sink: impl FnMut(usize) -> Sink,
@@ -407,23 +407,22 @@ impl Pool {
             .unwrap_or_else(|| default_chunksize(len, self.processes()))
             .max(1);
         // `len` is only a hint (an iterator may misreport it): chunks are cut from
-        // what the iterator actually yields.
-        let mut buf: Vec<A> = Vec::with_capacity(cs.min(len).min(1 << 16));
+        // what the iterator actually yields, encoded straight from it.
+        let mut iter = iter.peekable();
         let (mut chunks, mut items, mut size) = (0, 0, 0);
-        loop {
-            buf.clear();
-            buf.extend(iter.by_ref().take(cs));
-            if buf.is_empty() {
-                return Ok((chunks, items));
-            }
+        while iter.peek().is_some() {
             // A spare buffer of an earlier chunk, if the pool has one.
             let spare = lock(&self.sh.inner).bufs.take().unwrap_or_default();
-            let msg = message_sized(spare, code, buf.as_slice(), size)?;
+            let mut head = worker::task_header_into(spare, 0, code)?;
+            head.reserve(size);
+            let (msg, n) = crate::codec::encode_seq_append(iter.by_ref().take(cs), head)
+                .map_err(codec("encoding a task's argument"))?;
             size = msg.len();
-            items += buf.len();
+            items += n;
             self.submit(vec![(msg, sink(chunks))])?;
             chunks += 1;
         }
+        Ok((chunks, items))
     }
 
     fn map_chunks<I, A, R>(
