@@ -49,7 +49,7 @@ impl Builder {
         A: Serialize + DeserializeOwned,
     {
         let spec = code::task_one::<A, ()>(f).and_then(|code| {
-            let arg = postcard::to_allocvec(&arg).map_err(|source| Error::Codec {
+            let arg = crate::codec::encode(&arg).map_err(|source| Error::Codec {
                 what: "encoding the initializer's argument",
                 source,
             })?;

@@ -11,9 +11,11 @@
 //! in an anonymous segment shared only by the pool's parent and that worker, the same
 //! trust the spawn start method places in its payload.
 
+use crate::codec::MapSeqError;
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 /// What a trampoline returns when the task could not run or transfer its values.
 pub(crate) type TrampResult = std::result::Result<(), String>;
@@ -50,7 +52,7 @@ impl CodeRef {
 }
 
 fn decode<A: DeserializeOwned>(args: &[u8]) -> std::result::Result<A, String> {
-    postcard::from_bytes(args).map_err(|e| {
+    crate::codec::decode(args).map_err(|e| {
         format!(
             "cannot decode the argument as {}: {e}",
             std::any::type_name::<A>()
@@ -104,11 +106,29 @@ pub(crate) fn chunk<A: DeserializeOwned, R: Serialize>(
     args: &[u8],
     out: &mut Vec<u8>,
 ) -> TrampResult {
-    let items: Vec<A> = decode(args)?;
     // SAFETY: `CodeRef`s pair this trampoline only with a `fn(A) -> R` (see `task_chunk`).
     let f = unsafe { as_fn1::<A, R>(f) };
-    let rs: Vec<R> = items.into_iter().map(f).collect();
-    encode(&rs, out)
+    map_seq::<A, R, Infallible>(args, out, |a| Ok(f(a)))
+}
+
+/// Runs a chunk through [`crate::codec::map_seq`], with the messages of the
+/// one-call trampolines for values that do not transfer.
+fn map_seq<A: DeserializeOwned, R: Serialize, E: std::fmt::Display>(
+    args: &[u8],
+    out: &mut Vec<u8>,
+    f: impl FnMut(A) -> std::result::Result<R, E>,
+) -> TrampResult {
+    crate::codec::map_seq(args, out, f).map_err(|e| match e {
+        MapSeqError::Decode(e) => format!(
+            "cannot decode the argument as {}: {e}",
+            std::any::type_name::<Vec<A>>()
+        ),
+        MapSeqError::Encode(e) => format!(
+            "cannot encode the result {}: {e}",
+            std::any::type_name::<Vec<R>>()
+        ),
+        MapSeqError::Task(e) => e.to_string(),
+    })
 }
 
 /// A chunk of calls `f(a, b)` for each `(a, b)` of a `Vec<(A, B)>`, giving a `Vec<R>`.
@@ -117,11 +137,9 @@ pub(crate) fn star_chunk<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>
     args: &[u8],
     out: &mut Vec<u8>,
 ) -> TrampResult {
-    let items: Vec<(A, B)> = decode(args)?;
     // SAFETY: `CodeRef`s pair this trampoline only with a `fn(A, B) -> R` (see `task_star`).
     let f = unsafe { as_fn2::<A, B, R>(f) };
-    let rs: Vec<R> = items.into_iter().map(|(a, b)| f(a, b)).collect();
-    encode(&rs, out)
+    map_seq::<(A, B), R, Infallible>(args, out, |(a, b)| Ok(f(a, b)))
 }
 
 /// The code reference for `f(a)`.
@@ -164,16 +182,10 @@ pub(crate) fn chunk_try<A: DeserializeOwned, R: Serialize, E: std::fmt::Display>
     args: &[u8],
     out: &mut Vec<u8>,
 ) -> TrampResult {
-    let items: Vec<A> = decode(args)?;
     // SAFETY: `CodeRef`s pair this trampoline only with a `fn(A) -> Result<R, E>`
     // (see `task_try_chunk`).
     let f = unsafe { as_fn1::<A, std::result::Result<R, E>>(f) };
-    let rs = items
-        .into_iter()
-        .map(f)
-        .collect::<std::result::Result<Vec<R>, E>>()
-        .map_err(|e| e.to_string())?;
-    encode(&rs, out)
+    map_seq::<A, R, E>(args, out, f)
 }
 
 /// The code reference for a fallible `f(a)`.

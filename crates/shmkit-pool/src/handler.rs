@@ -22,13 +22,15 @@ use shmkit_process::StartMethod;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A job for the callback thread.
 pub(crate) type CbJob = Box<dyn FnOnce() + Send + 'static>;
 
 /// Tasks taking longer than this on average are queued at most two per worker.
 const LONG_TASK_NS: u64 = 500_000;
+/// The most capacity of spare message buffers the parent keeps.
+const MAX_SPARE_BYTES: usize = 8 << 20;
 /// Workers dying before their first task, in a row, that break the pool.
 const MAX_STARTUP_FAILURES: u32 = 3;
 
@@ -181,9 +183,18 @@ impl Worker {
         Ok(pushed)
     }
 
-    fn drain(&mut self, into: &mut Vec<Vec<u8>>) -> std::result::Result<(), shmkit_ring::Error> {
+    fn drain(
+        &mut self,
+        into: &mut Vec<Vec<u8>>,
+        bufs: &mut Buffers,
+    ) -> std::result::Result<(), shmkit_ring::Error> {
         let mut consumed = false;
         let r = loop {
+            if self.inbox.wants_buffer() {
+                if let Some(b) = bufs.take() {
+                    self.inbox.recycle(b);
+                }
+            }
             match self.inbox.poll(&mut self.ends.results, &mut consumed) {
                 Ok(Some(m)) => into.push(m),
                 Ok(None) => break Ok(()),
@@ -222,10 +233,58 @@ impl Worker {
     }
 }
 
+/// Spare message buffers of the parent (task messages whose results arrived, result
+/// messages a blocking map has decoded), reused for the next messages: the large
+/// buffers of back-to-back maps are then not allocated and page-faulted anew each
+/// time. Holds at most `max_bytes` of capacity, and only buffers of at least
+/// [`Buffers::MIN`] bytes.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    spare: Vec<Vec<u8>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Buffers {
+    /// Smaller buffers are not kept (cheap to allocate; they would only dilute).
+    const MIN: usize = 4096;
+
+    fn new(max_bytes: usize) -> Self {
+        Buffers {
+            spare: Vec::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// A spare buffer (empty, with capacity), if any.
+    pub(crate) fn take(&mut self) -> Option<Vec<u8>> {
+        let b = self.spare.pop()?;
+        self.bytes -= b.capacity();
+        Some(b)
+    }
+
+    /// Keeps `b` for reuse if it is large and there is room.
+    pub(crate) fn put(&mut self, mut b: Vec<u8>) {
+        let c = b.capacity();
+        if c < Self::MIN || self.bytes + c > self.max_bytes {
+            return;
+        }
+        b.clear();
+        self.bytes += c;
+        self.spare.push(b);
+    }
+}
+
 /// State shared by the pool handle and its threads.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
+    /// The result handler sleeps here (with `inner`) instead of on the doorbell while
+    /// a blocking map's thread drains the result rings ([`Inner::drainers`] > 0), so
+    /// that a worker's result wakes only that thread. Notified when the last drainer
+    /// leaves and on close/terminate.
+    pub(crate) park: Condvar,
     pub(crate) pool: PoolShm,
     pub(crate) cfg: Config,
 }
@@ -248,7 +307,18 @@ impl Shared {
                 avg_task_ns: 2 * LONG_TASK_NS,
                 startup_failures: 0,
                 owner: std::process::id(),
+                drainers: 0,
+                // About what the rings hold (a map's worth of chunk messages), and
+                // never more than a few MiB.
+                bufs: Buffers::new(
+                    cfg.ring_bytes
+                        .saturating_mul(cfg.processes.saturating_mul(2))
+                        .min(MAX_SPARE_BYTES),
+                ),
+                drained_idle: false,
+                handler_parked: false,
             }),
+            park: Condvar::new(),
             pool,
             cfg,
         })
@@ -278,6 +348,18 @@ pub(crate) struct Inner {
     owner: u32,
     /// Moving average of how long a task runs in a worker, for the dispatch policy.
     avg_task_ns: u64,
+    /// Threads in a blocking `map` that drain the result rings themselves, sleeping
+    /// on the doorbell; meanwhile the result handler only checks the workers (on its
+    /// timer) and does not wait on the doorbell.
+    pub(crate) drainers: usize,
+    /// The last drainer left with nothing in flight: the result handler stays
+    /// parked (on its timer) until the next submission, so that back-to-back blocking
+    /// maps never move it onto the doorbell and off again.
+    pub(crate) drained_idle: bool,
+    /// Spare message buffers.
+    pub(crate) bufs: Buffers,
+    /// The result handler sleeps on [`Shared::park`] (set and cleared under the lock).
+    pub(crate) handler_parked: bool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -324,6 +406,13 @@ fn deliver_map(cb_tx: Option<&Sender<CbJob>>, mut m: MutexGuard<'_, MapState>, o
 }
 
 impl Inner {
+    /// Whether the result handler sleeps on [`Shared::park`] rather than the doorbell:
+    /// while drainers handle the results, or after a blocking map until the next
+    /// submission (nothing can arrive for anyone meanwhile).
+    pub(crate) fn handler_parks(&self) -> bool {
+        self.drainers > 0 || (self.drained_idle && self.state == State::Running)
+    }
+
     /// The pool has ended: no worker is left and no callback is sent any more.
     pub(crate) fn set_done(&mut self) {
         self.state = State::Done;
@@ -450,6 +539,21 @@ impl Inner {
         any
     }
 
+    /// Pumps every worker and dispatches the backlog (what the result handler does
+    /// on each wake-up), for a thread that drains the rings itself. Rings the
+    /// doorbell when it delivered something and other drainers may be waiting for it.
+    pub(crate) fn pump_all(&mut self, sh: &Shared) -> bool {
+        let mut progress = false;
+        for i in 0..self.workers.len() {
+            progress |= self.pump(i);
+        }
+        progress |= self.dispatch(&sh.cfg);
+        if progress && self.drainers > 1 {
+            sh.pool.doorbell().notify_all();
+        }
+        progress
+    }
+
     /// Sends what fits to worker `i` and handles the results it has sent.
     pub(crate) fn pump(&mut self, i: usize) -> bool {
         let mut msgs = std::mem::take(&mut self.rx_buf);
@@ -458,7 +562,7 @@ impl Inner {
         if !w.killed {
             match w.flush().and_then(|p| {
                 progress |= p;
-                w.drain(&mut msgs)
+                w.drain(&mut msgs, &mut self.bufs)
             }) {
                 Ok(()) => {}
                 Err(_) => w.kill(),
@@ -492,7 +596,9 @@ impl Inner {
             w.kill(); // not the task it was given: a protocol error
             return;
         }
-        w.inflight.pop_front();
+        if let Some(t) = w.inflight.pop_front() {
+            self.bufs.put(t.msg);
+        }
         w.sent -= 1;
         w.received += 1;
         // The worker's own measure of the run time: queueing and wake-ups excluded.
@@ -501,8 +607,15 @@ impl Inner {
             .saturating_mul(7)
             .saturating_add(took / 8);
         let o = match status {
-            // The payload, in the message's own buffer (no copy, no allocation).
-            OK => Ok(wire::into_payload(m)),
+            // The whole message: its payload is read in place after the header
+            // (`wire::payload`), with no copy and no allocation — unless it is small
+            // in a large spare buffer, which is then kept for the next chunk.
+            OK if m.capacity() >= Buffers::MIN && m.len() < m.capacity() / 4 => {
+                let small = m.clone();
+                self.bufs.put(m);
+                Ok(small)
+            }
+            OK => Ok(m),
             PANICKED => Err(Failure::Panicked(text(&m))),
             _ => Err(Failure::TaskFailed(text(&m))),
         };
@@ -695,4 +808,29 @@ pub(crate) fn kill_all(sh: &Shared) {
         let _ = w.process.join();
     }
     g.set_done();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Buffers;
+
+    #[test]
+    fn buffers_keep_only_large_ones_within_the_bound() {
+        let mut b = Buffers::new(3 * Buffers::MIN);
+        assert!(b.take().is_none());
+        b.put(Vec::with_capacity(Buffers::MIN - 1));
+        assert!(b.take().is_none(), "small buffers are not kept");
+        let mut big = Vec::with_capacity(2 * Buffers::MIN);
+        big.extend_from_slice(b"old bytes");
+        b.put(big);
+        b.put(Vec::with_capacity(2 * Buffers::MIN)); // over the bound: dropped
+        b.put(Vec::with_capacity(Buffers::MIN));
+        let x = b.take().unwrap();
+        assert_eq!(x.capacity(), Buffers::MIN);
+        let y = b.take().unwrap();
+        assert!(y.is_empty() && y.capacity() >= 2 * Buffers::MIN);
+        assert!(b.take().is_none());
+        assert_eq!(b.bytes, 0);
+    }
 }

@@ -65,20 +65,15 @@ impl IterShared {
         }
     }
 
-    /// Waits for chunk `index`, or for any chunk to fail (a blocking map).
-    pub(crate) fn take_map(&self, index: usize) -> ChunkOutcome {
+    /// Chunk `index`, or the first failure of any chunk (a blocking map), if either
+    /// has arrived. Does not wait: the blocking map's thread drains the result
+    /// rings itself (see `Pool::map_wait`).
+    pub(crate) fn try_take_map(&self, index: usize) -> Option<ChunkOutcome> {
         let mut g = lock(&self.m);
-        loop {
-            if let Some(f) = g.failed.take() {
-                return Err(f);
-            }
-            if let Some(o) = g.done.remove(&index) {
-                return o;
-            }
-            g.waiting = Some(index);
-            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-            g.waiting = None;
+        if let Some(f) = g.failed.take() {
+            return Some(Err(f));
         }
+        g.done.remove(&index)
     }
 
     /// Waits for chunk `index` (ordered) or any chunk (unordered).
@@ -229,7 +224,7 @@ where
             self.taken += 1;
             let len = self.lens.remove(&index).unwrap_or(1);
             let items: Vec<Result<R>> = match o {
-                Ok(bytes) => match postcard::from_bytes::<Vec<R>>(&bytes) {
+                Ok(bytes) => match crate::codec::decode::<Vec<R>>(crate::wire::payload(&bytes)) {
                     Ok(v) => v.into_iter().map(Ok).collect(),
                     Err(source) => (0..len)
                         .map(|_| {

@@ -2,7 +2,7 @@
 
 pub(crate) use crate::builder::Builder;
 use crate::code::{self, CodeRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::handler::{self, Sink, State, Task};
 use crate::imap::{IMap, IterShared};
 use crate::result::{decode_concat, decode_one, AsyncResult, Callbacks, Slot};
@@ -12,12 +12,13 @@ use crate::worker::{self, InitSpec};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmkit_process::StartMethod;
+use shmkit_sync::futex::Deadline;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 /// Default bytes of each of a worker's two rings (messages larger than half of it
 /// travel in fragments).
-pub const DEFAULT_RING_BYTES: usize = 128 * 1024;
+pub const DEFAULT_RING_BYTES: usize = 512 * 1024;
 /// Default number of tasks queued to one worker ahead of the one it runs.
 pub const DEFAULT_PREFETCH: usize = 8;
 
@@ -77,17 +78,18 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
-    message_sized(code, arg, 0)
+    message_sized(Vec::new(), code, arg, 0)
 }
 
-/// [`message`] into a buffer with room for `size_hint` bytes (say, the size of the
-/// previous chunk's message), saving the buffer's regrowth.
+/// [`message`] into `buf` (emptied) with room for `size_hint` bytes (say, the size of
+/// the previous chunk's message), saving the buffer's regrowth.
 fn message_sized<T: Serialize + ?Sized>(
+    buf: Vec<u8>,
     code: CodeRef,
     arg: &T,
     size_hint: usize,
 ) -> Result<Vec<u8>> {
-    let mut head = worker::task_header(0, code)?;
+    let mut head = worker::task_header_into(buf, 0, code)?;
     head.reserve(size_hint);
     crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
@@ -225,6 +227,11 @@ impl Pool {
             g.backlog.push_back(Task { id, msg });
         }
         g.dispatch(&self.sh.cfg);
+        g.drained_idle = false;
+        if g.handler_parked && g.drainers == 0 {
+            // Parked after a blocking map: results of these tasks need it.
+            self.sh.park.notify_all();
+        }
         Ok(())
     }
 
@@ -391,7 +398,7 @@ impl Pool {
     fn submit_chunks_of<A: Serialize>(
         &self,
         code: CodeRef,
-        mut iter: impl Iterator<Item = A>,
+        iter: impl Iterator<Item = A>,
         len: usize,
         chunksize: Option<usize>,
         mut sink: impl FnMut(usize) -> Sink,
@@ -400,21 +407,22 @@ impl Pool {
             .unwrap_or_else(|| default_chunksize(len, self.processes()))
             .max(1);
         // `len` is only a hint (an iterator may misreport it): chunks are cut from
-        // what the iterator actually yields.
-        let mut buf: Vec<A> = Vec::with_capacity(cs.min(len).min(1 << 16));
+        // what the iterator actually yields, encoded straight from it.
+        let mut iter = iter.peekable();
         let (mut chunks, mut items, mut size) = (0, 0, 0);
-        loop {
-            buf.clear();
-            buf.extend(iter.by_ref().take(cs));
-            if buf.is_empty() {
-                return Ok((chunks, items));
-            }
-            let msg = message_sized(code, buf.as_slice(), size)?;
+        while iter.peek().is_some() {
+            // A spare buffer of an earlier chunk, if the pool has one.
+            let spare = lock(&self.sh.inner).bufs.take().unwrap_or_default();
+            let mut head = worker::task_header_into(spare, 0, code)?;
+            head.reserve(size);
+            let (msg, n) = crate::codec::encode_seq_append(iter.by_ref().take(cs), head)
+                .map_err(codec("encoding a task's argument"))?;
             size = msg.len();
-            items += buf.len();
+            items += n;
             self.submit(vec![(msg, sink(chunks))])?;
             chunks += 1;
         }
+        Ok((chunks, items))
     }
 
     fn map_chunks<I, A, R>(
@@ -467,6 +475,10 @@ impl Pool {
         R: DeserializeOwned,
     {
         let it = Arc::new(IterShared::new(true));
+        // Drain from the start: results of the first chunks arrive while the later
+        // ones are still being encoded, and the result handler then stays off the
+        // doorbell (no second thread to wake, no contention on the pool's lock).
+        let _draining = Draining::enter(&self.sh);
         let (chunks, items) = self.submit_chunks(code, iter, None, |index| Sink::Iter {
             it: Arc::clone(&it),
             index,
@@ -476,13 +488,44 @@ impl Pool {
         }
         let mut out = Vec::with_capacity(items);
         for index in 0..chunks {
-            match it.take_map(index) {
-                Ok(bytes) => crate::codec::decode_append(&bytes, &mut out)
-                    .map_err(codec("decoding a chunk of map results"))?,
+            match self.drain_until(&it, index) {
+                Ok(msg) => {
+                    crate::codec::decode_append(crate::wire::payload(&msg), &mut out)
+                        .map_err(codec("decoding a chunk of map results"))?;
+                    lock(&self.sh.inner).bufs.put(msg);
+                }
                 Err(f) => return Err(f.to_error()),
             }
         }
         Ok(out)
+    }
+
+    /// Waits for chunk `index` of a blocking map (or its first failure), draining the
+    /// result rings in this thread: results are handled here as they arrive, without
+    /// a hand-over through the result handler thread (one wake-up per result, not
+    /// two). Sleeps on the doorbell the workers ring after each result; the result
+    /// handler (which checks the workers on its timer) rings it too when a chunk
+    /// failed because its worker died.
+    fn drain_until(&self, it: &IterShared, index: usize) -> std::result::Result<Vec<u8>, Failure> {
+        let doorbell = self.sh.pool.doorbell();
+        loop {
+            if let Some(o) = it.try_take_map(index) {
+                return o;
+            }
+            if lock(&self.sh.inner).pump_all(&self.sh) {
+                continue;
+            }
+            let key = doorbell.prepare();
+            // Re-check after announcing ourselves: a result pushed before `prepare`
+            // is seen here, one pushed after it rings the doorbell.
+            if lock(&self.sh.inner).pump_all(&self.sh) {
+                continue;
+            }
+            if let Some(o) = it.try_take_map(index) {
+                return o;
+            }
+            doorbell.wait(key, Deadline::after(threads::CHECK_BUSY));
+        }
     }
 
     /// `[f(x) for x in iter]` computed by the workers, in chunks of the default
@@ -672,6 +715,7 @@ impl Pool {
             }
         }
         self.sh.pool.doorbell().notify_all();
+        self.sh.park.notify_all();
     }
 
     /// Waits until every task is done and its callback ran, the workers have exited
@@ -725,7 +769,36 @@ impl Pool {
     fn terminate_inner(&self, join_callbacks: bool) {
         lock(&self.sh.inner).terminate();
         self.sh.pool.doorbell().notify_all();
+        self.sh.park.notify_all();
         self.join_threads(join_callbacks);
+    }
+}
+
+/// Registers a thread draining the result rings (see [`Pool::drain_until`]) while it
+/// lives; the last one to leave wakes the result handler back onto the doorbell if
+/// tasks are still in flight.
+struct Draining<'a>(&'a handler::Shared);
+
+impl<'a> Draining<'a> {
+    fn enter(sh: &'a handler::Shared) -> Self {
+        lock(&sh.inner).drainers += 1;
+        Draining(sh)
+    }
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.0.inner);
+        g.drainers -= 1;
+        if g.drainers == 0 {
+            if g.pending.is_empty() && g.backlog.is_empty() && g.state == State::Running {
+                // Nothing can arrive: the handler may stay parked until the next
+                // submission (which wakes it), sparing back-to-back maps its wake-ups.
+                g.drained_idle = true;
+            } else if g.handler_parked {
+                self.0.park.notify_all();
+            }
+        }
     }
 }
 

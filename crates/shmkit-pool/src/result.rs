@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A finished task (or map): the encoded parts, or why it failed.
+/// A finished task (or map): its result messages (the encoded value is each one's
+/// [`payload`](crate::wire::payload)), or why it failed.
 pub(crate) type Outcome = std::result::Result<Vec<Vec<u8>>, Failure>;
 
 /// One result's cell: filled once by the result handler (or the callback thread
@@ -62,8 +63,8 @@ impl Slot {
 pub(crate) type DecodeFn<T> = fn(&[Vec<u8>]) -> Result<T>;
 
 pub(crate) fn decode_one<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<R> {
-    let bytes = parts.first().map_or(&[][..], Vec::as_slice);
-    postcard::from_bytes(bytes).map_err(|source| Error::Codec {
+    let bytes = parts.first().map_or(&[][..], |p| crate::wire::payload(p));
+    crate::codec::decode(bytes).map_err(|source| Error::Codec {
         what: "decoding a task's result",
         source,
     })
@@ -72,10 +73,11 @@ pub(crate) fn decode_one<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<R> {
 pub(crate) fn decode_concat<R: DeserializeOwned>(parts: &[Vec<u8>]) -> Result<Vec<R>> {
     let mut all = Vec::new();
     for p in parts {
-        let v: Vec<R> = postcard::from_bytes(p).map_err(|source| Error::Codec {
-            what: "decoding a chunk of map results",
-            source,
-        })?;
+        let v: Vec<R> =
+            crate::codec::decode(crate::wire::payload(p)).map_err(|source| Error::Codec {
+                what: "decoding a chunk of map results",
+                source,
+            })?;
         if all.is_empty() {
             all = v;
         } else {

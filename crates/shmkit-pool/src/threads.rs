@@ -5,10 +5,11 @@ use crate::handler::{CbJob, Shared, State};
 use crate::pool::lock;
 use shmkit_sync::futex::Deadline;
 use std::sync::mpsc::Receiver;
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 /// How often worker liveness is checked while tasks are in flight.
-const CHECK_BUSY: Duration = Duration::from_millis(5);
+pub(crate) const CHECK_BUSY: Duration = Duration::from_millis(5);
 /// How often worker liveness is checked while the pool is idle.
 const CHECK_IDLE: Duration = Duration::from_millis(50);
 /// How long a stopped worker may take to exit before it is killed.
@@ -26,12 +27,18 @@ pub(crate) fn handler_main(sh: &Shared) {
     let doorbell = sh.pool.doorbell();
     let mut last_check = Instant::now();
     loop {
-        let key = doorbell.prepare();
         let mut g = lock(&sh.inner);
+        // While a blocking map's thread drains the rings (it sleeps on the doorbell),
+        // stay off the doorbell: a result then wakes only that thread. `drainers`
+        // changes only under the lock, which this iteration holds until it sleeps.
+        let key = (!g.handler_parks()).then(|| doorbell.prepare());
         let mut progress = false;
         for i in 0..g.workers.len() {
             progress |= g.pump(i);
         }
+        // Results handled here (or a failure found below) may be what a drainer
+        // waits for: it sleeps on the doorbell.
+        let mut ring = progress;
         let retiring = g.workers.iter().any(|w| w.retiring(&sh.cfg));
         let period = if retiring || g.state == State::Terminated {
             Duration::ZERO
@@ -49,6 +56,7 @@ pub(crate) fn handler_main(sh: &Shared) {
                 return;
             }
             g.check_workers(sh);
+            ring = true;
             last_check = Instant::now();
         }
         progress |= g.dispatch(&sh.cfg);
@@ -75,9 +83,25 @@ pub(crate) fn handler_main(sh: &Shared) {
         } else {
             period
         };
-        drop(g);
-        if !progress {
-            doorbell.wait(key, Deadline::after(wait));
+        if ring && g.drainers > 0 {
+            doorbell.notify_all();
+        }
+        match key {
+            _ if progress => drop(g),
+            Some(key) => {
+                drop(g);
+                doorbell.wait(key, Deadline::after(wait));
+            }
+            None => {
+                // Until the timer (worker checks), the last drainer leaving with
+                // work in flight, a submission or close/terminate.
+                g.handler_parked = true;
+                let (mut g, _) = sh
+                    .park
+                    .wait_timeout(g, wait)
+                    .unwrap_or_else(PoisonError::into_inner);
+                g.handler_parked = false;
+            }
         }
     }
 }

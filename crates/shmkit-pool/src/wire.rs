@@ -49,12 +49,6 @@ pub(crate) fn payload(msg: &[u8]) -> &[u8] {
     msg.get(RESULT_HEADER..).unwrap_or(&[])
 }
 
-/// A result message's buffer turned into its payload (the header removed in place).
-pub(crate) fn into_payload(mut msg: Vec<u8>) -> Vec<u8> {
-    msg.drain(..RESULT_HEADER.min(msg.len()));
-    msg
-}
-
 /// Starts a result message for task `id` (run time 0 until [`set_run_time`]).
 pub(crate) fn result_header(id: u64, status: u8, out: &mut Vec<u8>) {
     out.clear();
@@ -126,6 +120,11 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
+    /// Whether it holds no buffer for the next message (then [`Inbox::recycle`] one).
+    pub(crate) fn wants_buffer(&self) -> bool {
+        !self.partial && self.buf.capacity() == 0
+    }
+
     /// Gives a message returned by [`Inbox::poll`] back, to hold the next one.
     pub(crate) fn recycle(&mut self, mut msg: Vec<u8>) {
         if !self.partial && self.buf.capacity() < msg.capacity() {
@@ -263,10 +262,8 @@ mod tests {
             let got = got.unwrap();
             assert_eq!(got, want);
             assert_eq!(payload(&got), &want[RESULT_HEADER..]);
-            assert_eq!(into_payload(got.clone()), want[RESULT_HEADER..].to_vec());
             inbox.recycle(got);
         }
-        assert_eq!(into_payload(vec![1, 2]), Vec::<u8>::new());
         assert_eq!(payload(&[1, 2]), &[] as &[u8]);
     }
 

@@ -221,13 +221,18 @@ fn parse_task(msg: &[u8]) -> Option<Task<'_>> {
     if id == STOP {
         return Some(Task::Stop);
     }
-    let (code, args) = postcard::take_from_bytes::<CodeRef>(&msg[8..]).ok()?;
+    let (code, args) = crate::codec::take::<CodeRef>(&msg[8..]).ok()?;
     Some(Task::Run(id, code, args))
 }
 
 /// Starts a task message: id and code; the encoded argument follows.
 pub(crate) fn task_header(id: u64, code: CodeRef) -> Result<Vec<u8>> {
-    let mut msg = Vec::with_capacity(64);
+    task_header_into(Vec::with_capacity(64), id, code)
+}
+
+/// [`task_header`] in `msg` (emptied first).
+pub(crate) fn task_header_into(mut msg: Vec<u8>, id: u64, code: CodeRef) -> Result<Vec<u8>> {
+    msg.clear();
     msg.extend_from_slice(&id.to_le_bytes());
     crate::codec::encode_append(&code, msg).map_err(|source| crate::Error::Codec {
         what: "task header",

@@ -1008,3 +1008,155 @@ fn a_worker_dying_amid_fragmented_messages_fails_only_its_task() {
         }
     }
 }
+
+fn die_on_13(x: u64) -> u64 {
+    if x == 13 {
+        // SAFETY: raising SIGKILL in the worker; that is the test.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    x
+}
+
+/// A blocking map drains the result rings in its own thread; a worker dying under it
+/// is seen by the result handler, whose failure must still reach that thread.
+#[test]
+fn a_worker_dying_under_a_blocking_map_fails_the_map_and_the_pool_recovers() {
+    let pool = Pool::new(2).unwrap();
+    let t = Instant::now();
+    match pool.map(die_on_13, 0..40u64) {
+        Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(libc::SIGKILL)),
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(pool.map(square, 0..1000u64).unwrap()[999], 999 * 999);
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// Several threads in blocking maps at once (each drains results that may belong to
+/// the others), beside async results, all correct.
+#[test]
+fn concurrent_blocking_maps_and_async_results() {
+    let pool = Pool::new(2).unwrap();
+    let asyncs: Vec<_> = (0..50u64)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let maps: Vec<_> = (0..3u64)
+            .map(|k| {
+                let pool = &pool;
+                s.spawn(move || {
+                    for round in 0..20u64 {
+                        let base = k * 1_000_000 + round * 1000;
+                        let got = pool.map(square, base..base + 1000).unwrap();
+                        let want: Vec<u64> = (base..base + 1000).map(square).collect();
+                        assert_eq!(got, want);
+                    }
+                })
+            })
+            .collect();
+        for m in maps {
+            m.join().unwrap();
+        }
+    });
+    for (x, r) in (0u64..).zip(&asyncs) {
+        assert_eq!(r.get_timeout(LONG).unwrap(), x * x);
+    }
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// After a blocking map the result handler stays parked until the next submission,
+/// which must wake it: an async result right after a map is not delayed to the
+/// handler's idle timer (50 ms; the pause lets it reach that timer).
+#[test]
+fn async_results_right_after_blocking_maps_are_prompt() {
+    let pool = Pool::new(2).unwrap();
+    let mut applies = Duration::ZERO;
+    for x in 0..10u64 {
+        assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
+        std::thread::sleep(Duration::from_millis(15));
+        let t = Instant::now();
+        assert_eq!(pool.apply_async(square, x).unwrap().get().unwrap(), x * x);
+        applies += t.elapsed();
+    }
+    assert!(
+        applies < Duration::from_millis(150),
+        "10 applies took {applies:?}"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// Blocking maps with `maxtasksperchild(1)`: every chunk needs a fresh worker, which
+/// the result handler starts while the map's thread drains.
+#[test]
+fn blocking_maps_with_maxtasksperchild_one() {
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let got = pool.map(square, 0..1000u64).unwrap();
+        assert_eq!(got, (0..1000u64).map(square).collect::<Vec<_>>());
+    }
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// `terminate` from another thread ends a blocking map that waits on a long task.
+#[test]
+fn terminate_ends_a_blocking_map_in_another_thread() {
+    let pool = Pool::new(2).unwrap();
+    let path = std::env::temp_dir().join(format!("shmkit-pool-term-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = path.to_string_lossy().into_owned();
+    std::thread::scope(|s| {
+        let m = s.spawn(|| pool.map(publish_pid_and_hang, [p]));
+        wait_for("the map's task to start", || {
+            std::fs::read_to_string(&path).ok()?.parse::<u32>().ok()
+        });
+        let _ = std::fs::remove_file(&path);
+        let t = Instant::now();
+        pool.terminate();
+        let r = m.join().unwrap();
+        assert!(matches!(r, Err(Error::Terminated)), "{r:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+    });
+    pool.join().unwrap();
+}
+
+/// `close` while another thread is in blocking maps: a map either completes (in
+/// full) or is refused, and `join` then returns.
+#[test]
+fn close_during_blocking_maps_in_another_thread() {
+    let pool = Pool::new(2).unwrap();
+    std::thread::scope(|s| {
+        let m = s.spawn(|| {
+            let mut done = 0;
+            loop {
+                match pool.map(square, 0..20_000u64) {
+                    Ok(v) => {
+                        assert_eq!(v, (0..20_000u64).map(square).collect::<Vec<_>>());
+                        done += 1;
+                    }
+                    Err(Error::PoolClosed) => return done,
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+        });
+        assert_eq!(pool.map(square, 0..10u64).unwrap()[3], 9);
+        pool.close();
+        m.join().unwrap();
+    });
+    pool.join().unwrap();
+}
