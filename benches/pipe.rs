@@ -38,7 +38,7 @@
 
 mod common;
 
-use common::{read_exact, write_all};
+use common::{pin, read_exact, restore, two_cores, write_all};
 use criterion::{BenchmarkId, Criterion};
 use shmkit::pipe::{Connection, Pipe, Receiver, Sender};
 use shmkit::segment::shim::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -86,6 +86,25 @@ impl Shm {
 /// Runs `child()` in a forked child and `parent()` here, started together; returns
 /// the parent's time until both finished.
 fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
+    pair_setup(shm, || (), |()| child(), || (), |()| parent())
+}
+
+/// As [`pair`], but each side first runs its setup (allocating and touching its
+/// buffers, say) before the clock starts, and hands the result to its timed part.
+///
+/// With two CPUs or more the two processes are pinned to different ones (as in the
+/// queue bench), for every row alike: unpinned, the scheduler sometimes puts both on
+/// one core, which moves the fd baselines by 2x between runs (cache-local copies) and
+/// starves the busy-polling rows.
+fn pair_setup<C, P>(
+    shm: &Shm,
+    child_setup: impl FnOnce() -> C,
+    child: impl FnOnce(C),
+    parent_setup: impl FnOnce() -> P,
+    parent: impl FnOnce(P),
+) -> Duration {
+    let pinned = two_cores();
+    let old = pinned.then(|| pin(0));
     let (go, done) = (shm.w64(OFF_GO), shm.w64(OFF_DONE));
     go.store(0, Ordering::SeqCst);
     done.store(0, Ordering::SeqCst);
@@ -94,43 +113,9 @@ fn pair(shm: &Shm, child: impl FnOnce(), parent: impl FnOnce()) -> Duration {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        go.store(1, Ordering::SeqCst);
-        spin_wait(|| go.load(Ordering::SeqCst) == 2);
-        child();
-        done.store(1, Ordering::SeqCst);
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
-    }
-    spin_wait(|| go.load(Ordering::SeqCst) == 1);
-    let t = Instant::now();
-    go.store(2, Ordering::SeqCst);
-    parent();
-    while done.load(Ordering::SeqCst) != 1 {
-        std::thread::yield_now();
-    }
-    let e = t.elapsed();
-    let mut status = 0;
-    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    e
-}
-
-/// As [`pair`], but each side first runs its setup (allocating and touching its
-/// buffers, say) before the clock starts, and hands the result to its timed part.
-fn pair_setup<C, P>(
-    shm: &Shm,
-    child_setup: impl FnOnce() -> C,
-    child: impl FnOnce(C),
-    parent_setup: impl FnOnce() -> P,
-    parent: impl FnOnce(P),
-) -> Duration {
-    let (go, done) = (shm.w64(OFF_GO), shm.w64(OFF_DONE));
-    go.store(0, Ordering::SeqCst);
-    done.store(0, Ordering::SeqCst);
-    // SAFETY: as in `pair`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
+        if pinned {
+            pin(1);
+        }
         let c = child_setup();
         go.store(1, Ordering::SeqCst);
         spin_wait(|| go.load(Ordering::SeqCst) == 2);
@@ -151,6 +136,9 @@ fn pair_setup<C, P>(
     let mut status = 0;
     // SAFETY: `pid` is our child; `status` is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
+    if let Some(old) = old {
+        restore(&old);
+    }
     e
 }
 
