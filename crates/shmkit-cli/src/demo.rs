@@ -350,6 +350,11 @@ fn pipes() -> DemoResult {
         big.len() as f64 / rt.as_secs_f64() / 1e9
     );
 
+    println!(
+        "  zero-copy sends and receives (send_bytes_with / recv_bytes_with, unsafe: kept out of \
+         this binary): cargo run --release --example pipe_zero_copy"
+    );
+
     let (reader, writer) = Pipe::one_way()?;
     let w = writer.clone();
     let victim = fork(move || {
