@@ -120,7 +120,7 @@ impl Core {
                 // SAFETY: the producer side of ring `r` is only ever used by the
                 // senders of `end` (this one and every other handle of the end, in
                 // any process), each one for a whole message inside
-                // `bias::enter(send side)` (`send_bytes`), which excludes all others.
+                // `bias::enter(send side)` (`send_inner`), which excludes all others.
                 let prod = unsafe { Producer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
                 Some((r, Mutex::new((prod, Ident::default()))))
             }
@@ -129,7 +129,7 @@ impl Core {
         let rx = match pipe.recv_ring(end) {
             Some(r) => {
                 // SAFETY: as above, with the receivers of `end` and its receiving
-                // side (`recv_sink`, `recv_with`).
+                // side (`recv_inner`).
                 let cons = unsafe { Consumer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
                 Some((r, Mutex::new((cons, Ident::default(), Vec::new()))))
             }
@@ -254,26 +254,9 @@ impl Core {
         sink: &mut Sink<'_>,
         deadline: Deadline,
     ) -> Result<usize> {
-        let Some((ring, st)) = &self.rx else {
-            return Err(Error::Config {
-                what: "this end cannot receive",
-            });
-        };
-        self.reg.touch()?;
-        let pipe = self.pipe();
-        // As in `send_bytes`.
-        let mut g = guard(st);
-        let (cons, ident, _) = &mut *g;
-        let ctl = pipe.end(self.reg.end);
-        let _access = bias::enter(&ctl.recv, &ctl.next_id, ident)?;
-        let mut hooks = RxHooks {
-            pipe,
-            ring: *ring,
-            peer: self.peer(),
-            busy: self.busy_poll(),
-            deadline,
-        };
-        frame::recv_message(cons, max, sink, &mut hooks)
+        self.recv_inner(deadline, |cons, _, hooks| {
+            frame::recv_message(cons, max, sink, hooks)
+        })
     }
 
     /// Receives one whole message and hands it to `f` (see `frame::recv_with`): in
@@ -282,6 +265,23 @@ impl Core {
     /// # Safety
     /// As `frame::recv_with`: no process writes the ring's published records.
     pub(crate) unsafe fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_inner(Deadline::NEVER, |cons, buf, hooks| {
+            // SAFETY: forwarded from the caller.
+            let r = unsafe { frame::recv_with(cons, buf, hooks, f) };
+            if buf.capacity() > KEEP_ASSEMBLY {
+                *buf = Vec::new();
+            }
+            r
+        })
+    }
+
+    /// Runs `recv` (one whole message) with exclusive use of this end's receiving
+    /// side, handing it the consumer, the handle's assembly buffer and the hooks.
+    fn recv_inner<R>(
+        &self,
+        deadline: Deadline,
+        recv: impl FnOnce(&mut Consumer, &mut Vec<u8>, &mut RxHooks<'_>) -> Result<R>,
+    ) -> Result<R> {
         let Some((ring, st)) = &self.rx else {
             return Err(Error::Config {
                 what: "this end cannot receive",
@@ -289,7 +289,7 @@ impl Core {
         };
         self.reg.touch()?;
         let pipe = self.pipe();
-        // As in `recv_sink`.
+        // As in `send_inner`.
         let mut g = guard(st);
         let (cons, ident, buf) = &mut *g;
         let ctl = pipe.end(self.reg.end);
@@ -299,14 +299,9 @@ impl Core {
             ring: *ring,
             peer: self.peer(),
             busy: self.busy_poll(),
-            deadline: Deadline::NEVER,
+            deadline,
         };
-        // SAFETY: forwarded from the caller.
-        let r = unsafe { frame::recv_with(cons, buf, &mut hooks, f) };
-        if buf.capacity() > KEEP_ASSEMBLY {
-            *buf = Vec::new();
-        }
-        r
+        recv(cons, buf, &mut hooks)
     }
 
     /// Receives one whole message (of at most `max` bytes) into a new vector.
