@@ -90,6 +90,18 @@ impl Drop for Reg {
 /// bigger message's buffer is freed after it was handed out.
 const KEEP_ASSEMBLY: usize = 64 << 20;
 
+/// Frees an assembly buffer above [`KEEP_ASSEMBLY`] when dropped: after `recv_with`
+/// returned, or its `f` unwound.
+struct Trim<'a>(&'a mut Vec<u8>);
+
+impl Drop for Trim<'_> {
+    fn drop(&mut self) {
+        if self.0.capacity() > KEEP_ASSEMBLY {
+            *self.0 = Vec::new();
+        }
+    }
+}
+
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -266,12 +278,9 @@ impl Core {
     /// As `frame::recv_with`: no process writes the ring's published records.
     pub(crate) unsafe fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.recv_inner(Deadline::NEVER, |cons, buf, hooks| {
+            let trim = Trim(buf);
             // SAFETY: forwarded from the caller.
-            let r = unsafe { frame::recv_with(cons, buf, hooks, f) };
-            if buf.capacity() > KEEP_ASSEMBLY {
-                *buf = Vec::new();
-            }
-            r
+            unsafe { frame::recv_with(cons, trim.0, hooks, f) }
         })
     }
 
@@ -356,5 +365,53 @@ impl Core {
             Err(Error::Timeout) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// The receiving and the sending handle of a new one-way pipe.
+    fn one_way(capacity: usize) -> (Core, Core) {
+        let pipe = PipeShm::create(false, capacity, None).unwrap();
+        let rx = Core::new(Arc::clone(&pipe), 0, false).unwrap();
+        let tx = Core::new(Arc::clone(&pipe), 1, false).unwrap();
+        registry::drop_creation_hold(&pipe);
+        (rx, tx)
+    }
+
+    fn assembly_capacity(c: &Core) -> usize {
+        let (_, st) = c.rx.as_ref().unwrap();
+        guard(st).2.capacity()
+    }
+
+    /// A buffer above `KEEP_ASSEMBLY` is freed after the call, also when `f` unwinds.
+    #[test]
+    fn a_big_assembly_buffer_is_freed_after_the_call_even_if_f_panics() {
+        let (rx, tx) = one_way(1 << 20);
+        let big = vec![7u8; KEEP_ASSEMBLY + 4096];
+        let t = std::thread::spawn(move || {
+            tx.send_bytes(&big).unwrap();
+            tx.send_bytes(&big).unwrap();
+            tx.send_bytes(b"small").unwrap();
+        });
+        // SAFETY: only shmkit's pipe code writes this pipe's memory.
+        let len = unsafe { rx.recv_with(<[u8]>::len) }.unwrap();
+        assert_eq!(len, KEEP_ASSEMBLY + 4096);
+        assert_eq!(assembly_capacity(&rx), 0, "kept after a normal return");
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as above.
+            unsafe { rx.recv_with(|_| panic!("boom")) }
+        }));
+        assert!(r.is_err());
+        assert_eq!(assembly_capacity(&rx), 0, "kept after f unwound");
+        // SAFETY: as above.
+        let small = unsafe { rx.recv_with(<[u8]>::to_vec) }.unwrap();
+        assert_eq!(small, b"small");
+        t.join().unwrap();
     }
 }
