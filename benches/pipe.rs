@@ -456,8 +456,9 @@ fn consume(how: Use, msg: &[u8]) {
     }
 }
 
-/// `tp_fd` whose receiver also applies `how` to every message it read.
-fn tp_fd_use(socket: bool, size: usize, how: Use, iters: u64) -> Duration {
+/// `tp_fd` whose receiver also applies `how` to every message it read, and whose
+/// sender, with `fill`, writes every byte of each message first (`produce`).
+fn tp_fd_use(socket: bool, size: usize, how: Use, fill: bool, iters: u64) -> Duration {
     let shm = Shm::new();
     let f = fds(socket);
     let e = pair(
@@ -471,8 +472,11 @@ fn tp_fd_use(socket: bool, size: usize, how: Use, iters: u64) -> Duration {
             write_all(f[3], &[1]);
         },
         || {
-            let buf = vec![1u8; size];
-            for _ in 0..iters {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                if fill {
+                    produce(&mut buf, i);
+                }
                 write_all(f[1], &buf);
             }
             read_exact(f[0], &mut [0u8]);
@@ -483,8 +487,10 @@ fn tp_fd_use(socket: bool, size: usize, how: Use, iters: u64) -> Duration {
 }
 
 /// `tp_shmkit` whose receiver copies each message out (`recv_bytes_into`, as there)
-/// or reads it in place (`recv_bytes_with`), then applies `how` to it.
-fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration {
+/// or reads it in place (`recv_bytes_with`), then applies `how` to it. With `fill`
+/// the sender writes every byte of each message (`produce`): into a buffer it then
+/// sends, or (`in_place`) straight into the ring with `send_bytes_with`.
+fn tp_shmkit_use(size: usize, in_place: bool, how: Use, fill: bool, iters: u64) -> Duration {
     let shm = Shm::new();
     let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
     let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
@@ -495,7 +501,7 @@ fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration 
             for _ in 0..iters {
                 if in_place {
                     // SAFETY: only shmkit's pipe code (this bench's two processes)
-                    // writes the pipe's shared memory.
+                    // touches the pipe's shared memory.
                     unsafe { rx.recv_bytes_with(|m| consume(how, m)) }.unwrap();
                 } else {
                     let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
@@ -505,8 +511,16 @@ fn tp_shmkit_use(size: usize, in_place: bool, how: Use, iters: u64) -> Duration 
             ack_tx.send_bytes(&[1]).unwrap();
         },
         || {
-            let buf = vec![1u8; size];
-            for _ in 0..iters {
+            let mut buf = vec![1u8; size];
+            for i in 0..iters {
+                if fill && in_place {
+                    // SAFETY: as above.
+                    unsafe { tx.send_bytes_with(size, |b| produce(b, i)) }.unwrap();
+                    continue;
+                }
+                if fill {
+                    produce(&mut buf, i);
+                }
                 tx.send_bytes(&buf).unwrap();
             }
             ack_rx.recv_bytes().unwrap();
@@ -625,74 +639,6 @@ fn produce(buf: &mut [u8], seed: u64) {
     }
 }
 
-/// One-way `size`-byte messages whose sender writes every byte of each message
-/// (`produce`) and whose receiver reads every byte (`fold`): through a socket pair
-/// or `pipe(2)` (fill a buffer, `write`; `read`, fold).
-fn tp_fd_produce(socket: bool, size: usize, iters: u64) -> Duration {
-    let shm = Shm::new();
-    let f = fds(socket);
-    let e = pair(
-        &shm,
-        || {
-            let mut buf = vec![0u8; size];
-            for _ in 0..iters {
-                read_exact(f[2], &mut buf);
-                consume(Use::Fold, &buf);
-            }
-            write_all(f[3], &[1]);
-        },
-        || {
-            let mut buf = vec![1u8; size];
-            for i in 0..iters {
-                produce(&mut buf, i);
-                write_all(f[1], &buf);
-            }
-            read_exact(f[0], &mut [0u8]);
-        },
-    );
-    close_all(f);
-    e
-}
-
-/// As `tp_fd_produce` through shmkit: fill a buffer and `send_bytes`, receive with
-/// `recv_bytes_into` and fold (`in_place` false); or fill the message in place
-/// (`send_bytes_with`) and fold it in place (`recv_bytes_with`).
-fn tp_shmkit_produce(size: usize, in_place: bool, iters: u64) -> Duration {
-    let shm = Shm::new();
-    let (rx, tx): (Receiver, Sender) = Pipe::one_way().unwrap();
-    let (ack_rx, ack_tx) = Pipe::one_way().unwrap();
-    pair(
-        &shm,
-        || {
-            let mut buf = vec![0u8; size];
-            for _ in 0..iters {
-                if in_place {
-                    // SAFETY: only shmkit's pipe code (this bench's two processes)
-                    // touches the pipe's shared memory.
-                    unsafe { rx.recv_bytes_with(|m| consume(Use::Fold, m)) }.unwrap();
-                } else {
-                    let n = rx.recv_bytes_into(&mut buf, 0).unwrap();
-                    consume(Use::Fold, &buf[..n]);
-                }
-            }
-            ack_tx.send_bytes(&[1]).unwrap();
-        },
-        || {
-            let mut buf = vec![1u8; size];
-            for i in 0..iters {
-                if in_place {
-                    // SAFETY: as above.
-                    unsafe { tx.send_bytes_with(size, |b| produce(b, i)) }.unwrap();
-                } else {
-                    produce(&mut buf, i);
-                    tx.send_bytes(&buf).unwrap();
-                }
-            }
-            ack_rx.recv_bytes().unwrap();
-        },
-    )
-}
-
 type Variant = (&'static str, Box<dyn Fn(u64) -> Duration>);
 
 /// The round-trip variants for `size`-byte messages, after the 8-byte floor named
@@ -748,7 +694,7 @@ fn main() {
                 ("unix socketpair", Box::new(move |n| tp_fd(true, k64, n))),
                 (
                     "shmkit zero-copy (slice only)",
-                    Box::new(move |n| tp_shmkit_use(k64, true, Use::None, n)),
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::None, false, n)),
                 ),
             ],
             2_000,
@@ -759,19 +705,19 @@ fn main() {
             vec![
                 (
                     "unix socketpair + fold",
-                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, n)),
+                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, false, n)),
                 ),
                 (
                     "pipe(2) + fold",
-                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, n)),
+                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, false, n)),
                 ),
                 (
                     "shmkit copy + fold",
-                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, n)),
+                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, false, n)),
                 ),
                 (
                     "shmkit zero-copy + fold",
-                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, n)),
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, false, n)),
                 ),
             ],
             2_000,
@@ -782,19 +728,19 @@ fn main() {
             vec![
                 (
                     "unix socketpair: fill, write; read, fold",
-                    Box::new(move |n| tp_fd_produce(true, k64, n)),
+                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, true, n)),
                 ),
                 (
                     "pipe(2): fill, write; read, fold",
-                    Box::new(move |n| tp_fd_produce(false, k64, n)),
+                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, true, n)),
                 ),
                 (
                     "shmkit copying: fill, send; recv, fold",
-                    Box::new(move |n| tp_shmkit_produce(k64, false, n)),
+                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, true, n)),
                 ),
                 (
                     "shmkit zero-copy: fill in place; fold in place",
-                    Box::new(move |n| tp_shmkit_produce(k64, true, n)),
+                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, true, n)),
                 ),
             ],
             2_000,
@@ -814,7 +760,7 @@ fn main() {
                 ),
                 (
                     "shmkit recv_bytes_with (assembled)",
-                    Box::new(move |n| tp_shmkit_use(m16, true, Use::None, n)),
+                    Box::new(move |n| tp_shmkit_use(m16, true, Use::None, false, n)),
                 ),
                 (
                     "shmkit recv_bytes_with, warmed up",

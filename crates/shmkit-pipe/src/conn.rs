@@ -248,8 +248,9 @@ macro_rules! sending {
             /// the pipe's ring, when it fits one ring record (up to half the ring
             /// capacity: 512 KiB by default); returns what `f` returns. A longer
             /// message is written by `f` into a new zeroed buffer, then sent in
-            /// fragments like [`Self::send_bytes`] (one copy). Blocks while the ring
-            /// is full, before calling `f`.
+            /// fragments like [`Self::send_bytes`] (one copy). A message sent in
+            /// place waits for room in the ring before `f` is called; a longer one
+            /// calls `f` first and waits for room for each fragment after.
             ///
             /// `f` gets the bytes as the ring holds them (old messages' bytes, not
             /// zeroes): write all of them. The message is published when `f`
@@ -277,8 +278,11 @@ macro_rules! sending {
             /// condition.
             ///
             /// # Errors
-            /// [`Error::Closed`] (`f` not called) when the peer end is closed in
-            /// every process; [`Error::TooLarge`] beyond [`crate::MAX_MESSAGE_LEN`]
+            /// [`Error::Closed`] when the peer end is closed in every process: `f`
+            /// is not called when that is known on entry or while waiting for room
+            /// for an in-place message; a longer message's fragments can find it
+            /// closed after `f` ran (as [`Self::send_bytes`] would: nothing
+            /// delivered); [`Error::TooLarge`] beyond [`crate::MAX_MESSAGE_LEN`]
             /// and [`Error::Config`] when a buffer for a longer message cannot be
             /// allocated (`f` not called); [`Error::Corrupt`].
             pub unsafe fn send_bytes_with<R>(

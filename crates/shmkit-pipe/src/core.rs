@@ -90,6 +90,18 @@ impl Drop for Reg {
 /// bigger message's buffer is freed after it was handed out.
 const KEEP_ASSEMBLY: usize = 64 << 20;
 
+/// Frees an assembly buffer above [`KEEP_ASSEMBLY`] when dropped: after `recv_with`
+/// returned, or its `f` unwound.
+struct Trim<'a>(&'a mut Vec<u8>);
+
+impl Drop for Trim<'_> {
+    fn drop(&mut self) {
+        if self.0.capacity() > KEEP_ASSEMBLY {
+            *self.0 = Vec::new();
+        }
+    }
+}
+
 fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -120,7 +132,7 @@ impl Core {
                 // SAFETY: the producer side of ring `r` is only ever used by the
                 // senders of `end` (this one and every other handle of the end, in
                 // any process), each one for a whole message inside
-                // `bias::enter(send side)` (`send_bytes`), which excludes all others.
+                // `bias::enter(send side)` (`send_inner`), which excludes all others.
                 let prod = unsafe { Producer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
                 Some((r, Mutex::new((prod, Ident::default()))))
             }
@@ -129,7 +141,7 @@ impl Core {
         let rx = match pipe.recv_ring(end) {
             Some(r) => {
                 // SAFETY: as above, with the receivers of `end` and its receiving
-                // side (`recv_sink`, `recv_with`).
+                // side (`recv_inner`).
                 let cons = unsafe { Consumer::attach_serialized(pipe.segment(), pipe.region(r)?) }?;
                 Some((r, Mutex::new((cons, Ident::default(), Vec::new()))))
             }
@@ -254,26 +266,9 @@ impl Core {
         sink: &mut Sink<'_>,
         deadline: Deadline,
     ) -> Result<usize> {
-        let Some((ring, st)) = &self.rx else {
-            return Err(Error::Config {
-                what: "this end cannot receive",
-            });
-        };
-        self.reg.touch()?;
-        let pipe = self.pipe();
-        // As in `send_bytes`.
-        let mut g = guard(st);
-        let (cons, ident, _) = &mut *g;
-        let ctl = pipe.end(self.reg.end);
-        let _access = bias::enter(&ctl.recv, &ctl.next_id, ident)?;
-        let mut hooks = RxHooks {
-            pipe,
-            ring: *ring,
-            peer: self.peer(),
-            busy: self.busy_poll(),
-            deadline,
-        };
-        frame::recv_message(cons, max, sink, &mut hooks)
+        self.recv_inner(deadline, |cons, _, hooks| {
+            frame::recv_message(cons, max, sink, hooks)
+        })
     }
 
     /// Receives one whole message and hands it to `f` (see `frame::recv_with`): in
@@ -282,6 +277,20 @@ impl Core {
     /// # Safety
     /// As `frame::recv_with`: no process writes the ring's published records.
     pub(crate) unsafe fn recv_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_inner(Deadline::NEVER, |cons, buf, hooks| {
+            let trim = Trim(buf);
+            // SAFETY: forwarded from the caller.
+            unsafe { frame::recv_with(cons, trim.0, hooks, f) }
+        })
+    }
+
+    /// Runs `recv` (one whole message) with exclusive use of this end's receiving
+    /// side, handing it the consumer, the handle's assembly buffer and the hooks.
+    fn recv_inner<R>(
+        &self,
+        deadline: Deadline,
+        recv: impl FnOnce(&mut Consumer, &mut Vec<u8>, &mut RxHooks<'_>) -> Result<R>,
+    ) -> Result<R> {
         let Some((ring, st)) = &self.rx else {
             return Err(Error::Config {
                 what: "this end cannot receive",
@@ -289,7 +298,7 @@ impl Core {
         };
         self.reg.touch()?;
         let pipe = self.pipe();
-        // As in `recv_sink`.
+        // As in `send_inner`.
         let mut g = guard(st);
         let (cons, ident, buf) = &mut *g;
         let ctl = pipe.end(self.reg.end);
@@ -299,14 +308,9 @@ impl Core {
             ring: *ring,
             peer: self.peer(),
             busy: self.busy_poll(),
-            deadline: Deadline::NEVER,
+            deadline,
         };
-        // SAFETY: forwarded from the caller.
-        let r = unsafe { frame::recv_with(cons, buf, &mut hooks, f) };
-        if buf.capacity() > KEEP_ASSEMBLY {
-            *buf = Vec::new();
-        }
-        r
+        recv(cons, buf, &mut hooks)
     }
 
     /// Receives one whole message (of at most `max` bytes) into a new vector.
@@ -361,5 +365,53 @@ impl Core {
             Err(Error::Timeout) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// The receiving and the sending handle of a new one-way pipe.
+    fn one_way(capacity: usize) -> (Core, Core) {
+        let pipe = PipeShm::create(false, capacity, None).unwrap();
+        let rx = Core::new(Arc::clone(&pipe), 0, false).unwrap();
+        let tx = Core::new(Arc::clone(&pipe), 1, false).unwrap();
+        registry::drop_creation_hold(&pipe);
+        (rx, tx)
+    }
+
+    fn assembly_capacity(c: &Core) -> usize {
+        let (_, st) = c.rx.as_ref().unwrap();
+        guard(st).2.capacity()
+    }
+
+    /// A buffer above `KEEP_ASSEMBLY` is freed after the call, also when `f` unwinds.
+    #[test]
+    fn a_big_assembly_buffer_is_freed_after_the_call_even_if_f_panics() {
+        let (rx, tx) = one_way(1 << 20);
+        let big = vec![7u8; KEEP_ASSEMBLY + 4096];
+        let t = std::thread::spawn(move || {
+            tx.send_bytes(&big).unwrap();
+            tx.send_bytes(&big).unwrap();
+            tx.send_bytes(b"small").unwrap();
+        });
+        // SAFETY: only shmkit's pipe code writes this pipe's memory.
+        let len = unsafe { rx.recv_with(<[u8]>::len) }.unwrap();
+        assert_eq!(len, KEEP_ASSEMBLY + 4096);
+        assert_eq!(assembly_capacity(&rx), 0, "kept after a normal return");
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as above.
+            unsafe { rx.recv_with(|_| panic!("boom")) }
+        }));
+        assert!(r.is_err());
+        assert_eq!(assembly_capacity(&rx), 0, "kept after f unwound");
+        // SAFETY: as above.
+        let small = unsafe { rx.recv_with(<[u8]>::to_vec) }.unwrap();
+        assert_eq!(small, b"small");
+        t.join().unwrap();
     }
 }

@@ -15,6 +15,38 @@ fn join_ok(p: &Process) {
     assert_eq!(p.exitcode(), Some(0));
 }
 
+/// A message of `len` bytes, each `len % 251` (so a torn one shows).
+fn tagged(len: usize) -> Vec<u8> {
+    vec![(len % 251) as u8; len]
+}
+
+/// Checks that `m` is a whole `tagged` message; returns its length.
+fn untorn(m: &[u8]) -> u64 {
+    let tag = (m.len() % 251) as u8;
+    assert!(
+        m.iter().all(|&x| x == tag),
+        "torn message of {} bytes",
+        m.len()
+    );
+    m.len() as u64
+}
+
+/// Calls `next` (a receive returning the message's length) until EOF; returns the
+/// number of messages and of bytes received.
+fn receive_until_eof(mut next: impl FnMut() -> Result<u64, Error>) -> (u32, u64) {
+    let (mut n, mut bytes) = (0u32, 0u64);
+    loop {
+        match next() {
+            Ok(len) => {
+                n += 1;
+                bytes += len;
+            }
+            Err(Error::Eof) => return (n, bytes),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn duplex_greeting_with_a_forked_child() {
     let (parent_end, child_end) = Pipe::duplex().unwrap();
@@ -155,22 +187,8 @@ fn two_receiving_processes_never_see_torn_messages() {
     let consumer = |rx: Receiver, report: shmkit_pipe::Sender, tx: shmkit_pipe::Sender| {
         move || {
             tx.close();
-            let mut n = 0u32;
-            let mut bytes = 0u64;
-            loop {
-                match rx.recv_bytes() {
-                    Ok(m) => {
-                        let len = m.len();
-                        let tag = (len % 251) as u8;
-                        assert!(m.iter().all(|&x| x == tag), "torn message of {len} bytes");
-                        n += 1;
-                        bytes += len as u64;
-                    }
-                    Err(Error::Eof) => break,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            report.send(&(n, bytes)).unwrap();
+            let got = receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
+            report.send(&got).unwrap();
         }
     };
     let mut c1 = Process::new(consumer(rx.clone(), report_tx.clone(), tx.clone()));
@@ -181,7 +199,7 @@ fn two_receiving_processes_never_see_torn_messages() {
     let mut sent = 0u64;
     for i in 0..600usize {
         let len = (i * 997) % 5000;
-        tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+        tx.send_bytes(&tagged(len)).unwrap();
         sent += len as u64;
     }
     drop(tx);
@@ -205,21 +223,7 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
     tx.send_bytes(&[7u8; 7]).unwrap();
     assert_eq!(rx.recv_bytes().unwrap(), vec![7u8; 7]);
     let tx2 = tx.clone();
-    let receive = |rx: &Receiver| {
-        let (mut n, mut bytes) = (0u32, 0u64);
-        loop {
-            match rx.recv_bytes() {
-                Ok(m) => {
-                    let tag = (m.len() % 251) as u8;
-                    assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
-                    n += 1;
-                    bytes += m.len() as u64;
-                }
-                Err(Error::Eof) => return (n, bytes),
-                Err(e) => panic!("{e}"),
-            }
-        }
-    };
+    let receive = |rx: &Receiver| receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
     let (crx, ctx, creport) = (rx.clone(), tx.clone(), report_tx.clone());
     let mut child = Process::new(move || {
         ctx.close();
@@ -233,14 +237,14 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
             let mut sent = 0u64;
             for i in 0..300usize {
                 let len = (i * 1013) % 3000;
-                tx2.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+                tx2.send_bytes(&tagged(len)).unwrap();
                 sent += len as u64;
             }
             sent
         });
         for i in 0..300usize {
             let len = (i * 997) % 3000;
-            tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+            tx.send_bytes(&tagged(len)).unwrap();
             sent += len as u64;
         }
         drop(tx);
@@ -309,26 +313,9 @@ fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
     let (crx, ctx, creport) = (rx.clone(), tx.clone(), report_tx.clone());
     let mut child = Process::new(move || {
         ctx.close();
-        let (mut n, mut bytes) = (0u32, 0u64);
-        loop {
-            // SAFETY: only shmkit's pipe code writes this pipe's memory.
-            let r = unsafe {
-                crx.recv_bytes_with(|m| {
-                    let tag = (m.len() % 251) as u8;
-                    assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
-                    m.len() as u64
-                })
-            };
-            match r {
-                Ok(len) => {
-                    n += 1;
-                    bytes += len;
-                }
-                Err(Error::Eof) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        creport.send(&(n, bytes)).unwrap();
+        // SAFETY: only shmkit's pipe code writes this pipe's memory.
+        let got = receive_until_eof(|| unsafe { crx.recv_bytes_with(untorn) });
+        creport.send(&got).unwrap();
     });
     child.start().unwrap();
     drop(report_tx);
@@ -336,24 +323,12 @@ fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
         let mut sent = 0u64;
         for i in 0..600usize {
             let len = (i * 997) % 5000;
-            tx.send_bytes(&vec![(len % 251) as u8; len]).unwrap();
+            tx.send_bytes(&tagged(len)).unwrap();
             sent += len as u64;
         }
         sent
     });
-    let (mut n1, mut b1) = (0u32, 0u64);
-    loop {
-        match rx.recv_bytes() {
-            Ok(m) => {
-                let tag = (m.len() % 251) as u8;
-                assert!(m.iter().all(|&x| x == tag), "torn message of {}", m.len());
-                n1 += 1;
-                b1 += m.len() as u64;
-            }
-            Err(Error::Eof) => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (n1, b1) = receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
     let sent = sender.join().unwrap();
     let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
     assert_eq!(n1 + n2, 600);
