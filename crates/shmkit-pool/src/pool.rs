@@ -223,13 +223,15 @@ impl Pool {
             let id = g.next_id;
             g.next_id += 1;
             worker::set_task_id(&mut msg, id);
+            g.undrained += usize::from(!sink.drained());
             g.pending.insert(id, sink);
             g.backlog.push_back(Task { id, msg });
         }
         g.dispatch(&self.sh.cfg);
         g.drained_idle = false;
-        if g.handler_parked && g.drainers == 0 {
-            // Parked after a blocking map: results of these tasks need it.
+        if g.handler_parked && !g.handler_parks() {
+            // Parked after a blocking map, or for drainers that do not wait for these
+            // results: they need it.
             self.sh.park.notify_all();
         }
         Ok(())
@@ -474,7 +476,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        let it = Arc::new(IterShared::new(true));
+        let it = Arc::new(IterShared::drained());
         // Drain from the start: results of the first chunks arrive while the later
         // ones are still being encoded, and the result handler then stays off the
         // doorbell (no second thread to wake, no contention on the pool's lock).

@@ -1160,3 +1160,31 @@ fn close_during_blocking_maps_in_another_thread() {
     });
     pool.join().unwrap();
 }
+
+/// A blocking map counts as draining the result rings from its start, but while its
+/// thread is still consuming the input (here an iterator that itself calls `apply`)
+/// it drains nothing: results that other waiters need (these applies) must not wait
+/// for the result handler's timer (5 ms a tick) meanwhile.
+#[test]
+fn applies_made_while_a_blocking_map_is_submitted_are_prompt() {
+    let pool = Pool::new(2).unwrap();
+    const N: u64 = 100;
+    // The same applies outside of any map, in the same run, as the baseline.
+    let t = Instant::now();
+    for x in 0..N {
+        assert_eq!(pool.apply(square, x).unwrap(), x * x);
+    }
+    let plain = t.elapsed();
+    let t = Instant::now();
+    let got = pool
+        .map(square, (0..N).map(|x| pool.apply(square, x).unwrap()))
+        .unwrap();
+    let nested = t.elapsed();
+    assert_eq!(got, (0..N).map(|x| square(x * x)).collect::<Vec<_>>());
+    assert!(
+        nested < plain * 3 + Duration::from_millis(150),
+        "{N} applies in a map's input took {nested:?} (alone: {plain:?})"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
