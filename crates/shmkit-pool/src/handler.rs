@@ -572,6 +572,15 @@ impl Inner {
         if progress && self.drainers > 1 {
             sh.pool.doorbell().notify_all();
         }
+        if progress
+            && self.handler_parked
+            && sh.cfg.maxtasks.is_some()
+            && self.workers.iter().any(|w| w.retiring(&sh.cfg))
+        {
+            // A worker has done its `maxtasksperchild`: only the result handler
+            // replaces it, and it may be parked on its idle timer (50 ms).
+            sh.park.notify_all();
+        }
         progress
     }
 

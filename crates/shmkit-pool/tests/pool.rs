@@ -1188,3 +1188,30 @@ fn applies_made_while_a_blocking_map_is_submitted_are_prompt() {
     pool.close();
     pool.join().unwrap();
 }
+
+/// With `maxtasksperchild`, a blocking map needs the result handler to replace the
+/// workers that retire under it, although the map's thread drains the results: it
+/// must not wait for the handler's idle timer (50 ms) each time (the pause after
+/// each map lets the handler reach that timer).
+#[test]
+fn retired_workers_are_replaced_promptly_under_blocking_maps() {
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let mut maps = Duration::ZERO;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(60));
+        let t = Instant::now();
+        let got = pool.map(square, 0..4u64).unwrap(); // chunks of 1
+        maps += t.elapsed();
+        assert_eq!(got, vec![0, 1, 4, 9]);
+    }
+    assert!(
+        maps < Duration::from_millis(300),
+        "10 maps of 4 one-task workers took {maps:?}"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
