@@ -506,8 +506,8 @@ impl Pool {
     /// result rings in this thread: results are handled here as they arrive, without
     /// a hand-over through the result handler thread (one wake-up per result, not
     /// two). Sleeps on the doorbell the workers ring after each result; the result
-    /// handler (which checks the workers on its timer) rings it too when a chunk
-    /// failed because its worker died.
+    /// handler (which checks the workers on its timer, woken by a drainer that waited
+    /// in vain) rings it too when a chunk failed because its worker died.
     fn drain_until(&self, it: &IterShared, index: usize) -> std::result::Result<Vec<u8>, Failure> {
         let doorbell = self.sh.pool.doorbell();
         loop {
@@ -526,7 +526,14 @@ impl Pool {
             if let Some(o) = it.try_take_map(index) {
                 return o;
             }
-            doorbell.wait(key, Deadline::after(threads::CHECK_BUSY));
+            if !doorbell.wait(key, Deadline::after(threads::CHECK_BUSY)) {
+                // Nothing for a while: a worker may have died, which only the result
+                // handler finds, and it may be parked on its idle timer (50 ms).
+                let g = lock(&self.sh.inner);
+                if g.handler_parked {
+                    self.sh.park.notify_all();
+                }
+            }
         }
     }
 

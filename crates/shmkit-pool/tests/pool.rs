@@ -1215,3 +1215,28 @@ fn retired_workers_are_replaced_promptly_under_blocking_maps() {
     pool.close();
     pool.join().unwrap();
 }
+
+/// A worker dying under a blocking map is found by the result handler's liveness
+/// check: the map's failure must not wait for the handler's idle timer (50 ms), on
+/// which it parked after the previous map (the pause lets it reach that timer).
+#[test]
+fn a_worker_dying_under_a_blocking_map_is_found_promptly() {
+    let pool = Pool::new(2).unwrap();
+    let mut fails = Duration::ZERO;
+    for _ in 0..10 {
+        assert_eq!(pool.map(square, 0..10u64).unwrap()[3], 9);
+        std::thread::sleep(Duration::from_millis(60));
+        let t = Instant::now();
+        match pool.map(die_on_13, 0..40u64) {
+            Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(libc::SIGKILL)),
+            other => panic!("expected WorkerDied, got {other:?}"),
+        }
+        fails += t.elapsed();
+    }
+    assert!(
+        fails < Duration::from_millis(300),
+        "10 maps failing with a dead worker took {fails:?}"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
