@@ -325,6 +325,7 @@ impl Shared {
                 ),
                 drained_idle: false,
                 handler_parked: false,
+                handler_parked_idle: false,
                 undrained: 0,
             }),
             park: Condvar::new(),
@@ -369,6 +370,9 @@ pub(crate) struct Inner {
     pub(crate) bufs: Buffers,
     /// The result handler sleeps on [`Shared::park`] (set and cleared under the lock).
     pub(crate) handler_parked: bool,
+    /// ... on its idle timer (it parked with nothing in flight), too long to find a
+    /// worker dying under a blocking map that started since.
+    pub(crate) handler_parked_idle: bool,
     /// Pending tasks whose results no drainer waits for (`apply_async`, `map_async`,
     /// `imap`): while there are any, the result handler stays on the doorbell, as a
     /// drainer may not be draining when one arrives (say, while it still consumes its

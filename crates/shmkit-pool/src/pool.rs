@@ -528,9 +528,10 @@ impl Pool {
             }
             if !doorbell.wait(key, Deadline::after(threads::CHECK_BUSY)) {
                 // Nothing for a while: a worker may have died, which only the result
-                // handler finds, and it may be parked on its idle timer (50 ms).
+                // handler finds, and it may be parked on its idle timer (50 ms; on
+                // its busy one it checks as often as this wait times out).
                 let g = lock(&self.sh.inner);
-                if g.handler_parked {
+                if g.handler_parked_idle {
                     self.sh.park.notify_all();
                 }
             }
