@@ -291,7 +291,9 @@ pub(crate) struct Shared {
     /// The result handler sleeps here (with `inner`) instead of on the doorbell while
     /// a blocking map's thread drains the result rings ([`Inner::drainers`] > 0), so
     /// that a worker's result wakes only that thread. Notified when the last drainer
-    /// leaves and on close/terminate.
+    /// leaves, on close/terminate, on a submission it must watch for
+    /// ([`Inner::undrained`]), and by a drainer when a worker retires or (if it sleeps
+    /// on its idle timer) when the drainer's wait timed out.
     pub(crate) park: Condvar,
     pub(crate) pool: PoolShm,
     pub(crate) cfg: Config,
