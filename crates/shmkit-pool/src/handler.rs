@@ -50,6 +50,14 @@ pub(crate) enum Sink {
     Iter { it: Arc<IterShared>, index: usize },
 }
 
+impl Sink {
+    /// Whether a blocking map's thread waits for this result, draining the result
+    /// rings itself (see [`Inner::undrained`]).
+    pub(crate) fn drained(&self) -> bool {
+        matches!(self, Sink::Iter { it, .. } if it.drained)
+    }
+}
+
 /// A `map_async` in progress. Chunks are added as they are submitted; the map is
 /// complete once it is sealed (every chunk submitted) and no chunk is outstanding.
 pub(crate) struct MapState {
@@ -283,7 +291,9 @@ pub(crate) struct Shared {
     /// The result handler sleeps here (with `inner`) instead of on the doorbell while
     /// a blocking map's thread drains the result rings ([`Inner::drainers`] > 0), so
     /// that a worker's result wakes only that thread. Notified when the last drainer
-    /// leaves and on close/terminate.
+    /// leaves, on close/terminate, on a submission it must watch for
+    /// ([`Inner::undrained`]), and by a drainer when a worker retires or (if it sleeps
+    /// on its idle timer) when the drainer's wait timed out.
     pub(crate) park: Condvar,
     pub(crate) pool: PoolShm,
     pub(crate) cfg: Config,
@@ -317,6 +327,8 @@ impl Shared {
                 ),
                 drained_idle: false,
                 handler_parked: false,
+                handler_parked_idle: false,
+                undrained: 0,
             }),
             park: Condvar::new(),
             pool,
@@ -360,6 +372,14 @@ pub(crate) struct Inner {
     pub(crate) bufs: Buffers,
     /// The result handler sleeps on [`Shared::park`] (set and cleared under the lock).
     pub(crate) handler_parked: bool,
+    /// ... on its idle timer (it parked with nothing in flight), too long to find a
+    /// worker dying under a blocking map that started since.
+    pub(crate) handler_parked_idle: bool,
+    /// Pending tasks whose results no drainer waits for (`apply_async`, `map_async`,
+    /// `imap`): while there are any, the result handler stays on the doorbell, as a
+    /// drainer may not be draining when one arrives (say, while it still consumes its
+    /// map's input, which may itself wait for such a result).
+    pub(crate) undrained: usize,
 }
 
 impl std::fmt::Debug for Inner {
@@ -368,6 +388,7 @@ impl std::fmt::Debug for Inner {
             .field("state", &self.state)
             .field("backlog", &self.backlog.len())
             .field("pending", &self.pending.len())
+            .field("undrained", &self.undrained)
             .field("workers", &self.workers)
             .finish()
     }
@@ -407,10 +428,12 @@ fn deliver_map(cb_tx: Option<&Sender<CbJob>>, mut m: MutexGuard<'_, MapState>, o
 
 impl Inner {
     /// Whether the result handler sleeps on [`Shared::park`] rather than the doorbell:
-    /// while drainers handle the results, or after a blocking map until the next
-    /// submission (nothing can arrive for anyone meanwhile).
+    /// while drainers handle the results and no other result is awaited, or after a
+    /// blocking map until the next submission (nothing can arrive for anyone
+    /// meanwhile).
     pub(crate) fn handler_parks(&self) -> bool {
-        self.drainers > 0 || (self.drained_idle && self.state == State::Running)
+        self.undrained == 0
+            && (self.drainers > 0 || (self.drained_idle && self.state == State::Running))
     }
 
     /// The pool has ended: no worker is left and no callback is sent any more.
@@ -455,7 +478,11 @@ impl Inner {
 
     /// Delivers the result of task `id`.
     fn complete(&mut self, id: u64, o: std::result::Result<Vec<u8>, Failure>) {
-        match self.pending.remove(&id) {
+        let sink = self.pending.remove(&id);
+        if sink.as_ref().is_some_and(|s| !s.drained()) {
+            self.undrained -= 1;
+        }
+        match sink {
             None => {}
             Some(Sink::One { slot, cb }) => {
                 finish(self.cb_tx.as_ref(), slot, cb, o.map(|v| vec![v]))
@@ -550,6 +577,15 @@ impl Inner {
         progress |= self.dispatch(&sh.cfg);
         if progress && self.drainers > 1 {
             sh.pool.doorbell().notify_all();
+        }
+        if progress
+            && self.handler_parked
+            && sh.cfg.maxtasks.is_some()
+            && self.workers.iter().any(|w| w.retiring(&sh.cfg))
+        {
+            // A worker has done its `maxtasksperchild`: only the result handler
+            // replaces it, and it may be parked on its idle timer (50 ms).
+            sh.park.notify_all();
         }
         progress
     }

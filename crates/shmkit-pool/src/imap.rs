@@ -18,6 +18,9 @@ type ChunkOutcome = std::result::Result<Vec<u8>, Failure>;
 pub(crate) struct IterShared {
     m: Mutex<IterInner>,
     cv: Condvar,
+    /// A blocking map's: its thread takes the chunks while draining the result rings
+    /// itself (so the result handler need not watch for them).
+    pub(crate) drained: bool,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,15 @@ struct IterInner {
 
 impl IterShared {
     pub(crate) fn new(ordered: bool) -> Self {
+        Self::with(ordered, false)
+    }
+
+    /// For a blocking map, whose thread drains the result rings.
+    pub(crate) fn drained() -> Self {
+        Self::with(true, true)
+    }
+
+    fn with(ordered: bool, drained: bool) -> Self {
         IterShared {
             m: Mutex::new(IterInner {
                 done: HashMap::new(),
@@ -44,6 +56,7 @@ impl IterShared {
                 ordered,
             }),
             cv: Condvar::new(),
+            drained,
         }
     }
 

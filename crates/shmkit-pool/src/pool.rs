@@ -223,13 +223,15 @@ impl Pool {
             let id = g.next_id;
             g.next_id += 1;
             worker::set_task_id(&mut msg, id);
+            g.undrained += usize::from(!sink.drained());
             g.pending.insert(id, sink);
             g.backlog.push_back(Task { id, msg });
         }
         g.dispatch(&self.sh.cfg);
         g.drained_idle = false;
-        if g.handler_parked && g.drainers == 0 {
-            // Parked after a blocking map: results of these tasks need it.
+        if g.handler_parked && !g.handler_parks() {
+            // Parked after a blocking map, or for drainers that do not wait for these
+            // results: they need it.
             self.sh.park.notify_all();
         }
         Ok(())
@@ -474,7 +476,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        let it = Arc::new(IterShared::new(true));
+        let it = Arc::new(IterShared::drained());
         // Drain from the start: results of the first chunks arrive while the later
         // ones are still being encoded, and the result handler then stays off the
         // doorbell (no second thread to wake, no contention on the pool's lock).
@@ -504,8 +506,8 @@ impl Pool {
     /// result rings in this thread: results are handled here as they arrive, without
     /// a hand-over through the result handler thread (one wake-up per result, not
     /// two). Sleeps on the doorbell the workers ring after each result; the result
-    /// handler (which checks the workers on its timer) rings it too when a chunk
-    /// failed because its worker died.
+    /// handler (which checks the workers on its timer, woken by a drainer that waited
+    /// in vain) rings it too when a chunk failed because its worker died.
     fn drain_until(&self, it: &IterShared, index: usize) -> std::result::Result<Vec<u8>, Failure> {
         let doorbell = self.sh.pool.doorbell();
         loop {
@@ -524,7 +526,15 @@ impl Pool {
             if let Some(o) = it.try_take_map(index) {
                 return o;
             }
-            doorbell.wait(key, Deadline::after(threads::CHECK_BUSY));
+            if !doorbell.wait(key, Deadline::after(threads::CHECK_BUSY)) {
+                // Nothing for a while: a worker may have died, which only the result
+                // handler finds, and it may be parked on its idle timer (50 ms; on
+                // its busy one it checks as often as this wait times out).
+                let g = lock(&self.sh.inner);
+                if g.handler_parked_idle {
+                    self.sh.park.notify_all();
+                }
+            }
         }
     }
 

@@ -96,11 +96,13 @@ pub(crate) fn handler_main(sh: &Shared) {
                 // Until the timer (worker checks), the last drainer leaving with
                 // work in flight, a submission or close/terminate.
                 g.handler_parked = true;
+                g.handler_parked_idle = wait >= CHECK_IDLE;
                 let (mut g, _) = sh
                     .park
                     .wait_timeout(g, wait)
                     .unwrap_or_else(PoisonError::into_inner);
                 g.handler_parked = false;
+                g.handler_parked_idle = false;
             }
         }
     }

@@ -1160,3 +1160,83 @@ fn close_during_blocking_maps_in_another_thread() {
     });
     pool.join().unwrap();
 }
+
+/// A blocking map counts as draining the result rings from its start, but while its
+/// thread is still consuming the input (here an iterator that itself calls `apply`)
+/// it drains nothing: results that other waiters need (these applies) must not wait
+/// for the result handler's timer (5 ms a tick) meanwhile.
+#[test]
+fn applies_made_while_a_blocking_map_is_submitted_are_prompt() {
+    let pool = Pool::new(2).unwrap();
+    const N: u64 = 100;
+    // The same applies outside of any map, in the same run, as the baseline.
+    let t = Instant::now();
+    for x in 0..N {
+        assert_eq!(pool.apply(square, x).unwrap(), x * x);
+    }
+    let plain = t.elapsed();
+    let t = Instant::now();
+    let got = pool
+        .map(square, (0..N).map(|x| pool.apply(square, x).unwrap()))
+        .unwrap();
+    let nested = t.elapsed();
+    assert_eq!(got, (0..N).map(|x| square(x * x)).collect::<Vec<_>>());
+    assert!(
+        nested < plain * 3 + Duration::from_millis(150),
+        "{N} applies in a map's input took {nested:?} (alone: {plain:?})"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// With `maxtasksperchild`, a blocking map needs the result handler to replace the
+/// workers that retire under it, although the map's thread drains the results: it
+/// must not wait for the handler's idle timer (50 ms) each time (the pause after
+/// each map lets the handler reach that timer).
+#[test]
+fn retired_workers_are_replaced_promptly_under_blocking_maps() {
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let mut maps = Duration::ZERO;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(60));
+        let t = Instant::now();
+        let got = pool.map(square, 0..4u64).unwrap(); // chunks of 1
+        maps += t.elapsed();
+        assert_eq!(got, vec![0, 1, 4, 9]);
+    }
+    assert!(
+        maps < Duration::from_millis(300),
+        "10 maps of 4 one-task workers took {maps:?}"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// A worker dying under a blocking map is found by the result handler's liveness
+/// check: the map's failure must not wait for the handler's idle timer (50 ms), on
+/// which it parked after the previous map (the pause lets it reach that timer).
+#[test]
+fn a_worker_dying_under_a_blocking_map_is_found_promptly() {
+    let pool = Pool::new(2).unwrap();
+    let mut fails = Duration::ZERO;
+    for _ in 0..10 {
+        assert_eq!(pool.map(square, 0..10u64).unwrap()[3], 9);
+        std::thread::sleep(Duration::from_millis(60));
+        let t = Instant::now();
+        match pool.map(die_on_13, 0..40u64) {
+            Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(libc::SIGKILL)),
+            other => panic!("expected WorkerDied, got {other:?}"),
+        }
+        fails += t.elapsed();
+    }
+    assert!(
+        fails < Duration::from_millis(350),
+        "10 maps failing with a dead worker took {fails:?}"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
