@@ -4,7 +4,26 @@
 #![allow(clippy::unwrap_used)]
 
 use shmkit_ring::{bytes, Error, RingConfig};
-use shmkit_segment::{layout::Layout, Kind, Segment};
+use shmkit_segment::{
+    layout::{ByteRegion, Layout},
+    Kind, Segment,
+};
+
+/// A byte ring of `capacity` bytes, initialised in a fresh anonymous segment.
+fn ring_in_segment(capacity: usize) -> (Segment, ByteRegion) {
+    let cfg = RingConfig::bytes(capacity).unwrap();
+    let mut l = Layout::new();
+    let region = cfg.add_to(&mut l).unwrap();
+    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
+    bytes::init(&seg, region, &cfg).unwrap();
+    (seg, region)
+}
+
+/// The ring's shared `tail` word (tests move it back to simulate a dead producer).
+fn tail_word(seg: &Segment, region: ByteRegion) -> &shmkit_segment::shim::atomic::AtomicU64 {
+    seg.get(region.offset() + shmkit_ring::raw::TAIL_OFFSET)
+        .unwrap()
+}
 
 #[test]
 fn records_wrap_with_padding() {
@@ -97,11 +116,7 @@ fn threads_stream_varying_sizes() {
 
 #[test]
 fn shared_producers_never_interleave() {
-    let cfg = RingConfig::bytes(1024).unwrap();
-    let mut l = Layout::new();
-    let region = cfg.add_to(&mut l).unwrap();
-    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
-    bytes::init(&seg, region, &cfg).unwrap();
+    let (seg, region) = ring_in_segment(1024);
     let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
     const N: u32 = 20_000;
     let ts: Vec<_> = (0..3u8)
@@ -142,11 +157,7 @@ fn shared_producers_never_interleave() {
 
 #[test]
 fn corrupt_headers_are_errors() {
-    let cfg = RingConfig::bytes(64).unwrap();
-    let mut l = Layout::new();
-    let region = cfg.add_to(&mut l).unwrap();
-    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
-    bytes::init(&seg, region, &cfg).unwrap();
+    let (seg, region) = ring_in_segment(64);
     let mut tx = bytes::Producer::attach(&seg, region).unwrap();
     let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
     tx.try_push(b"hi").unwrap();
@@ -200,17 +211,11 @@ fn payload_that_looks_like_a_header_is_never_read_as_one() {
 /// is ahead of `tail`) or not, with or without a PAD in front of the record.
 #[test]
 fn successor_producer_resumes_after_a_record_published_without_tail() {
-    use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
+    use shmkit_segment::shim::atomic::Ordering;
     for consumed_first in [false, true] {
         for fill in 0..8usize {
-            let cfg = RingConfig::bytes(64).unwrap();
-            let mut l = Layout::new();
-            let region = cfg.add_to(&mut l).unwrap();
-            let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
-            bytes::init(&seg, region, &cfg).unwrap();
-            let tail: &AtomicU64 = seg
-                .get(region.offset() + shmkit_ring::raw::TAIL_OFFSET)
-                .unwrap();
+            let (seg, region) = ring_in_segment(64);
+            let tail = tail_word(&seg, region);
             let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
             let mut tx = bytes::Producer::attach(&seg, region).unwrap();
             // Move the positions around so the cut record sometimes wraps (PAD).
@@ -250,15 +255,9 @@ fn successor_producer_resumes_after_a_record_published_without_tail() {
 /// `resync` (a pipe does so whenever it took its message lock).
 #[test]
 fn serialized_producer_resyncs_after_a_dead_handle() {
-    use shmkit_segment::shim::atomic::{AtomicU64, Ordering};
-    let cfg = RingConfig::bytes(128).unwrap();
-    let mut l = Layout::new();
-    let region = cfg.add_to(&mut l).unwrap();
-    let seg = Segment::create_anonymous(Kind::RAW, l.size()).unwrap();
-    bytes::init(&seg, region, &cfg).unwrap();
-    let tail: &AtomicU64 = seg
-        .get(region.offset() + shmkit_ring::raw::TAIL_OFFSET)
-        .unwrap();
+    use shmkit_segment::shim::atomic::Ordering;
+    let (seg, region) = ring_in_segment(128);
+    let tail = tail_word(&seg, region);
     let mut rx = bytes::Consumer::attach(&seg, region).unwrap();
     // SAFETY: both handles are used by this thread only, one operation at a time.
     let mut a = unsafe { bytes::Producer::attach_serialized(&seg, region) }.unwrap();
