@@ -23,25 +23,36 @@ fn locked_increment(m: &RawMutex, data: &UnsafeCell<u32>) {
     m.unlock().expect("owner unlocks");
 }
 
+/// `spawned` threads (and this one too, with `here`) each run [`locked_increment`] on
+/// one mutex and counter; returns the mutex and the count once all are joined.
+fn increments(spawned: usize, here: bool) -> (Arc<RawMutex>, u32) {
+    let m = Arc::new(RawMutex::new());
+    let data = Arc::new(UnsafeCell::new(0u32));
+    let hs: Vec<_> = (0..spawned)
+        .map(|_| {
+            let (m, data) = (Arc::clone(&m), Arc::clone(&data));
+            thread::spawn(move || locked_increment(&m, &data))
+        })
+        .collect();
+    if here {
+        locked_increment(&m, &data);
+    }
+    for h in hs {
+        h.join().expect("locker");
+    }
+    // SAFETY: every other thread has been joined.
+    let n = data.with(|p| unsafe { *p });
+    (m, n)
+}
+
 /// Two threads increment a non-atomic counter under the mutex: loom's cell checks
 /// catch any overlap (mutual exclusion), and the final value any lost update; a
 /// locker left asleep after the unlock would be a deadlock (no lost wake-up).
 #[test]
 fn mutex_excludes_and_wakes() {
     loom::model(|| {
-        let m = Arc::new(RawMutex::new());
-        let data = Arc::new(UnsafeCell::new(0u32));
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let (m, data) = (Arc::clone(&m), Arc::clone(&data));
-                thread::spawn(move || locked_increment(&m, &data))
-            })
-            .collect();
-        for h in hs {
-            h.join().expect("locker");
-        }
-        // SAFETY: every other thread has been joined.
-        assert_eq!(data.with(|p| unsafe { *p }), 2);
+        let (m, n) = increments(2, false);
+        assert_eq!(n, 2);
         assert!(!m.is_locked());
         assert_eq!(m.state(), 0);
     });
@@ -56,20 +67,8 @@ fn mutex_excludes_and_wakes() {
 #[test]
 fn mutex_three_lockers_no_lost_wakeup() {
     loom::model(|| {
-        let m = Arc::new(RawMutex::new());
-        let data = Arc::new(UnsafeCell::new(0u32));
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let (m, data) = (Arc::clone(&m), Arc::clone(&data));
-                thread::spawn(move || locked_increment(&m, &data))
-            })
-            .collect();
-        locked_increment(&m, &data);
-        for h in hs {
-            h.join().expect("locker");
-        }
-        // SAFETY: every other thread has been joined.
-        assert_eq!(data.with(|p| unsafe { *p }), 3);
+        let (m, n) = increments(2, true);
+        assert_eq!(n, 3);
         assert_eq!(m.state(), 0);
     });
 }
