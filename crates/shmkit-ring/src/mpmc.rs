@@ -67,6 +67,12 @@ const READING: u64 = 3;
 /// Stamp state: its producer died mid-write; consumers discard it.
 const DEAD: u64 = 4;
 const STATE_MASK: u64 = 7;
+/// How many positions ahead of its own a producer asks for the slot's line
+/// ([`Mem::prefetch_ctl`]): by the time it gets there the line, last written by a
+/// consumer, is in its cache for writing. Further ahead it would take lines from
+/// consumers still reading them when the ring is nearly full (measured: 3 is best
+/// for a 1P/1C `Queue<u64>`; 16 halves its rate).
+const PRODUCER_PREFETCH: usize = 3;
 
 #[inline]
 const fn mk(pos: u64, state: u64) -> u64 {
@@ -328,6 +334,16 @@ impl Mpmc {
         lap_diff(s, p) >= 0
     }
 
+    /// The consumers' index as last stored (a hint: it may lag behind positions
+    /// claimed meanwhile, see [`Mpmc::len`]). It moves as long as consumers take
+    /// items: a producer waiting for room can watch it to tell consumers that are
+    /// working from consumers that are not running.
+    #[inline]
+    pub fn head_hint(&self) -> u64 {
+        // Relaxed: a hint, nothing is read through it.
+        self.mem.header().head.0.load(Ordering::Relaxed)
+    }
+
     /// Whether [`Mpmc::len`] is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -574,6 +590,8 @@ impl Mpmc {
             c.stamp.store(mk(t, FULL), Ordering::Release);
             self.crash_at(CrashPoint::BeforeUnlock)?;
             self.unlock(c);
+            // After the item is out (off the path a waiting consumer sees).
+            self.mem.prefetch_ctl(i + PRODUCER_PREFETCH);
             return Ok(());
         }
         self.gave_up(Error::Full(()))

@@ -479,6 +479,29 @@ impl Mem {
         unsafe { &*p.cast::<SlotCtl>() }
     }
 
+    /// Asks the CPU to fetch the line holding MPMC slot `i`'s control words into
+    /// this core's cache for writing (`PREFETCHW` on x86-64; nothing elsewhere).
+    #[inline(always)]
+    pub(crate) fn prefetch_ctl(&self, i: usize) {
+        #[cfg(all(target_arch = "x86_64", not(shmkit_loom)))]
+        {
+            let i = i & (self.cfg.capacity() - 1);
+            let p = self.ctl.as_ptr().wrapping_add(i * self.ctl_stride);
+            // SAFETY: a prefetch is only a hint: it never faults, writes nothing and
+            // has no architectural effect (on x86-64 processors without PREFETCHW the
+            // opcode executes as a NOP); `p` lies in the slot area anyway.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{p}]",
+                    p = in(reg) p,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(shmkit_loom))))]
+        let _ = i;
+    }
+
     /// The sequence word of SPSC slot `i` (`i` is masked to the capacity).
     #[inline(always)]
     pub(crate) fn seq(&self, i: usize) -> &AtomicU64 {
