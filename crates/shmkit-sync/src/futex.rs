@@ -86,6 +86,8 @@ mod adapt {
         static SPIN_START: Cell<u64> = const { Cell::new(0) };
         /// Whether the current wait has slept in the kernel.
         static SLEPT: Cell<bool> = const { Cell::new(false) };
+        /// Whether the current wait's spin stopped because the peers stalled.
+        static STALLED: Cell<bool> = const { Cell::new(false) };
     }
 
     pub(super) fn budget() -> u64 {
@@ -95,7 +97,14 @@ mod adapt {
     /// Start of a wait: nothing slept yet, no spin timed yet.
     pub(super) fn begin() {
         SLEPT.with(|c| c.set(false));
+        STALLED.with(|c| c.set(false));
         SPIN_START.with(|c| c.set(0));
+    }
+
+    /// The current wait's spin stopped because its peers were not running: its end
+    /// leaves the budget unchanged.
+    pub(super) fn stalled() {
+        STALLED.with(|c| c.set(true));
     }
 
     /// The current wait's spin started at `t` (a clock reading).
@@ -111,6 +120,9 @@ mod adapt {
     /// The current wait has ended: a sleep halves the budget; otherwise the wait's
     /// length since `started` (0: since its spin started; no spin, no change) raises it.
     pub(super) fn finish(started: u64) {
+        if STALLED.with(Cell::get) {
+            return;
+        }
         if SLEPT.with(Cell::get) {
             set(budget() / 2);
             return;
@@ -187,10 +199,67 @@ pub fn spin_budget() -> Duration {
 /// used up. Returns whether `done()` returned true. Bounded: never longer than
 /// [`MAX_SPIN`] plus 16 calls of `done`.
 #[inline]
-pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
+pub fn spin_until(deadline: Deadline, done: impl FnMut() -> bool) -> bool {
+    spin_inner(deadline, done, None::<(fn() -> u64, Duration)>)
+}
+
+/// How long a progress counter may stand still before [`spin_until_progress`] gives
+/// up, for peers that advance it every few hundred nanoseconds while they run.
+pub const STALL: Duration = Duration::from_micros(2);
+
+/// As [`spin_until`], but gives up as soon as `progress()` has returned the same
+/// value for `stall` (see [`STALL`]): the peers whose work would make `done()` true are not running
+/// (say, four processes on two CPUs, and the peers are waiting for this very CPU), so
+/// the rest of the spin would only keep them from it. `progress` is a counter the
+/// peers advance as they work (a queue's index of the other side) and is read about
+/// every 16 calls of `done`. A spin cut short this way leaves the spin budget as it
+/// is (it says nothing about how long the peers take when they run).
+///
+/// Use it where the peers, when running, advance the counter continuously (a putter
+/// waiting for getters to free room); not where they may legitimately work a while
+/// before advancing it (a getter waiting for a request's answer).
+#[inline]
+pub fn spin_until_progress(
+    deadline: Deadline,
+    stall: Duration,
+    done: impl FnMut() -> bool,
+    progress: impl FnMut() -> u64,
+) -> bool {
+    spin_inner(deadline, done, Some((progress, stall)))
+}
+
+/// Watches a progress counter: whether it has stood still for `stall` ns at `now`.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    value: u64,
+    since: u64,
+}
+
+impl Watch {
+    /// Records the counter's value `cur` read at `now`; true if it last changed at
+    /// least `stall` ns ago.
+    #[cfg_attr(shmkit_loom, allow(dead_code))]
+    fn stalled(&mut self, cur: u64, now: u64, stall: u64) -> bool {
+        if cur != self.value {
+            *self = Watch {
+                value: cur,
+                since: now,
+            };
+            return false;
+        }
+        now.saturating_sub(self.since) >= stall
+    }
+}
+
+#[inline]
+fn spin_inner(
+    deadline: Deadline,
+    mut done: impl FnMut() -> bool,
+    mut progress: Option<(impl FnMut() -> u64, Duration)>,
+) -> bool {
     #[cfg(shmkit_loom)]
     {
-        let _ = deadline;
+        let _ = (deadline, &mut progress);
         done()
     }
     #[cfg(not(shmkit_loom))]
@@ -207,7 +276,26 @@ pub fn spin_until(deadline: Deadline, mut done: impl FnMut() -> bool) -> bool {
         let start = now_nanos();
         adapt::spin_started(start);
         let end = start.saturating_add(budget).min(deadline.as_nanos());
-        while now_nanos() < end {
+        let mut watch = progress.as_mut().map(|(p, stall)| {
+            let w = Watch {
+                value: p(),
+                since: start,
+            };
+            // Cast: a stall beyond u64 nanoseconds (584 years) is "never".
+            (w, u64::try_from(stall.as_nanos()).unwrap_or(u64::MAX))
+        });
+        loop {
+            let now = now_nanos();
+            if now >= end {
+                break;
+            }
+            if let (Some((p, _)), Some((w, stall))) = (progress.as_mut(), watch.as_mut()) {
+                if w.stalled(p(), now, *stall) {
+                    // The peers are not running: no verdict on the budget.
+                    adapt::stalled();
+                    return false;
+                }
+            }
             for _ in 0..16 {
                 shmkit_segment::shim::spin_loop();
                 if done() {
@@ -386,6 +474,62 @@ impl EventCount {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_progress_counter_that_stands_still_stops_the_spin() {
+        // Stall 0: the first look at the counter stops the spin, before any poll
+        // after the initial check (whatever the budget).
+        let mut polls = 0;
+        let got = spin_until_progress(
+            Deadline::NEVER,
+            Duration::ZERO,
+            || {
+                polls += 1;
+                false
+            },
+            || 7,
+        );
+        assert!(!got);
+        assert_eq!(polls, 1, "only the check before the spin");
+    }
+
+    #[test]
+    fn a_watch_is_stalled_only_after_the_counter_stood_still_for_the_stall() {
+        let mut w = Watch {
+            value: 5,
+            since: 1_000,
+        };
+        assert!(!w.stalled(5, 2_999, 2_000), "stood still 1999 ns");
+        assert!(w.stalled(5, 3_000, 2_000), "stood still 2000 ns");
+        assert!(!w.stalled(6, 3_500, 2_000), "moved");
+        assert_eq!((w.value, w.since), (6, 3_500));
+        assert!(!w.stalled(6, 5_499, 2_000));
+        assert!(w.stalled(6, 5_500, 2_000));
+    }
+
+    #[test]
+    fn a_stalled_spin_leaves_the_budget_as_it_was() {
+        std::thread::spawn(|| {
+            let before = spin_budget();
+            assert!(!spin_until_progress(
+                Deadline::NEVER,
+                Duration::ZERO,
+                || false,
+                || 0
+            ));
+            // The wait then slept and ended: a normal failed spin would halve the
+            // budget here; a stalled one is no verdict.
+            adapt::sleeping();
+            note_wait_end();
+            assert_eq!(spin_budget(), before);
+            assert!(!spin_until(Deadline::after(Duration::ZERO), || false));
+            adapt::sleeping();
+            note_wait_end();
+            assert!(spin_budget() < before, "an ordinary slept wait halves it");
+        })
+        .join()
+        .expect("the test thread");
+    }
 
     #[test]
     fn spin_is_bounded_and_adapts() {
