@@ -44,6 +44,8 @@ mod error;
 pub mod raw;
 
 #[cfg(not(shmkit_loom))]
+mod codec;
+#[cfg(not(shmkit_loom))]
 mod core;
 #[cfg(not(shmkit_loom))]
 mod joinable;

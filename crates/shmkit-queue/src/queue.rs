@@ -164,6 +164,8 @@ thread_local! {
 /// Slots up to this size (the default slot, 252 + 4 bytes, included) are encoded into
 /// and decoded from a buffer on the stack.
 const STACK_BUF: usize = 256;
+/// Slots up to this size get a buffer of this size (less to zero per item).
+const SMALL_BUF: usize = 64;
 
 /// Runs `f` with a scratch buffer of `len` bytes: on the stack when small, else this
 /// thread's (when free).
@@ -344,30 +346,43 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn put_deadline(&self, item: T, d: Deadline, block: bool) -> Result<(), Error<T>> {
-        let max = self.core.max_item();
         let slot = self.core.slot();
-        let r = with_buf(slot, |buf| -> Result<()> {
-            let len = match postcard::to_slice(&item, &mut buf[LEN_PREFIX..LEN_PREFIX + max]) {
-                Ok(s) => s.len(),
-                Err(postcard::Error::SerializeBufferFull) => {
-                    let len = postcard::to_stdvec(&item).map_or(usize::MAX, |v| v.len());
-                    return Err(Error::TooLarge { len, max });
-                }
-                Err(e) => return Err(Error::Codec(e)),
-            };
-            let n = u32::try_from(len).map_err(|_| Error::TooLarge { len, max })?;
-            buf[..LEN_PREFIX].copy_from_slice(&n.to_le_bytes());
-            // A small slot's buffer is the zeroed one on the stack: pad the item to
-            // whole words (within the slot, whose size is a multiple of 8), which the
-            // ring copies without a memmove call.
-            let used = if slot <= STACK_BUF {
-                (LEN_PREFIX + len).next_multiple_of(8).min(slot)
-            } else {
-                LEN_PREFIX + len
-            };
-            self.core.push(&buf[..used], d, block)
-        });
+        // The common small slot gets its buffer right here, not through a closure
+        // call (whose captured arguments were re-read as wider loads than they were
+        // stored with: a store-forwarding stall per item).
+        let r = if slot <= SMALL_BUF {
+            let mut b = [0u8; SMALL_BUF];
+            self.put_from(&item, &mut b[..slot], d, block)
+        } else {
+            with_buf(slot, |buf| self.put_from(&item, buf, d, block))
+        };
         r.map_err(|e| e.map_item(|()| item))
+    }
+
+    /// Encodes `item` into `buf` (a slot's size) and pushes it.
+    #[inline(always)]
+    fn put_from(&self, item: &T, buf: &mut [u8], d: Deadline, block: bool) -> Result<()> {
+        let max = self.core.max_item();
+        let slot = buf.len();
+        let len = match crate::codec::to_slice(item, &mut buf[LEN_PREFIX..LEN_PREFIX + max]) {
+            Ok(n) => n,
+            Err(postcard::Error::SerializeBufferFull) => {
+                let len = postcard::to_stdvec(item).map_or(usize::MAX, |v| v.len());
+                return Err(Error::TooLarge { len, max });
+            }
+            Err(e) => return Err(Error::Codec(e)),
+        };
+        let n = u32::try_from(len).map_err(|_| Error::TooLarge { len, max })?;
+        buf[..LEN_PREFIX].copy_from_slice(&n.to_le_bytes());
+        // A small slot's buffer is a zeroed one on the stack: pad the item to whole
+        // words (within the slot, whose size is a multiple of 8), which the ring
+        // copies without a memmove call.
+        let used = if slot <= STACK_BUF {
+            (LEN_PREFIX + len).next_multiple_of(8).min(slot)
+        } else {
+            LEN_PREFIX + len
+        };
+        self.core.push(&buf[..used], d, block)
     }
 
     /// Puts `item`, waiting as long as the queue is full.
@@ -398,29 +413,44 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     fn get_deadline(&self, d: Deadline, block: bool) -> Result<T> {
         let slot = self.core.slot();
+        // As in `put_deadline`: the small slot's buffer without a closure call.
+        if slot <= SMALL_BUF {
+            let mut b = [0u8; SMALL_BUF];
+            return self.get_into(&mut b[..slot], d, block);
+        }
+        with_buf(slot, |buf| self.get_into(buf, d, block))
+    }
+
+    /// Pops an item through `buf` (a slot's size) and decodes it.
+    #[inline(always)]
+    fn get_into(&self, buf: &mut [u8], d: Deadline, block: bool) -> Result<T> {
         let max = self.core.max_item();
-        with_buf(slot, |buf| {
-            // Copy out only the words the item occupies: its length word first, then
-            // the rest (a small item in a big slot touches one cache line, not all).
-            let len = self.core.pop_with(d, block, |p| {
-                p.read_at(0, &mut buf[..8]);
-                let mut n = [0u8; LEN_PREFIX];
-                n.copy_from_slice(&buf[..LEN_PREFIX]);
-                // The length comes from shared memory: bounds-check it.
-                let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
-                if len > max || len > slot - LEN_PREFIX {
-                    return Err(Error::Corrupt {
-                        what: "item length in a slot exceeds the maximum item size",
-                    });
-                }
-                let used = (LEN_PREFIX + len).next_multiple_of(8).min(slot);
-                if used > 8 {
-                    p.read_at(8, &mut buf[8..used]);
-                }
-                Ok(len)
-            })??;
-            postcard::from_bytes(&buf[LEN_PREFIX..LEN_PREFIX + len]).map_err(Error::Codec)
-        })
+        let slot = buf.len();
+        // Copy out only the words the item occupies: its length word first, then the
+        // rest (a small item in a big slot touches one cache line, not all). The
+        // closure hands back a plain length (`usize::MAX`: out of range), so the
+        // pop's result stays one word.
+        let len = self.core.pop_with(d, block, |p| {
+            p.read_at(0, &mut buf[..8]);
+            let mut n = [0u8; LEN_PREFIX];
+            n.copy_from_slice(&buf[..LEN_PREFIX]);
+            // The length comes from shared memory: bounds-check it.
+            let len = usize::try_from(u32::from_le_bytes(n)).unwrap_or(usize::MAX);
+            if len > max || len > slot - LEN_PREFIX {
+                return usize::MAX;
+            }
+            let used = (LEN_PREFIX + len).next_multiple_of(8).min(slot);
+            if used > 8 {
+                p.read_at(8, &mut buf[8..used]);
+            }
+            len
+        })?;
+        if len == usize::MAX {
+            return Err(Error::Corrupt {
+                what: "item length in a slot exceeds the maximum item size",
+            });
+        }
+        postcard::from_bytes(&buf[LEN_PREFIX..LEN_PREFIX + len]).map_err(Error::Codec)
     }
 
     /// Takes the oldest item, waiting as long as the queue is empty.

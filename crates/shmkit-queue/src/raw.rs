@@ -318,9 +318,16 @@ fn slice_end(deadline: Deadline) -> Deadline {
     }
 }
 
+/// How a blocking operation spins before it sleeps: `ready` is a cheap hint that its
+/// attempt could succeed now; `progress`, if any, a counter the peers it waits for
+/// advance while they run (see [`futex::spin_until_progress`]).
+struct Spin<R, P> {
+    ready: R,
+    progress: Option<P>,
+}
+
 /// What a blocking operation waits for: `attempt` makes one non-blocking try and
 /// returns `Ok(Some)` on success, `Ok(None)` when it must wait, `Err` to stop.
-/// `ready` is a cheap hint that the attempt could succeed now (for spinning).
 fn block<R>(
     ctl: &Control,
     ec: &EventCount,
@@ -328,7 +335,7 @@ fn block<R>(
     peers: &dyn Peers,
     on_timeout: fn() -> Error,
     mut attempt: impl FnMut() -> Result<Option<R>>,
-    ready: impl Fn() -> bool,
+    spin: Spin<impl Fn() -> bool, impl Fn() -> u64>,
 ) -> Result<R> {
     if let Some(r) = attempt()? {
         return Ok(r);
@@ -342,7 +349,11 @@ fn block<R>(
     // get that found the queue empty for a moment halved its budget, so a steady
     // stream of items drove consumers into sleeping (a FUTEX_WAIT and a FUTEX_WAKE
     // per short gap).
-    let spun = futex::spin_until(deadline, || ready() || ctl.is_closed());
+    let done = || (spin.ready)() || ctl.is_closed();
+    let spun = match spin.progress {
+        Some(p) => futex::spin_until_progress(deadline, futex::STALL, done, p),
+        None => futex::spin_until(deadline, done),
+    };
     if spun {
         if let Some(r) = attempt()? {
             return Ok(r);
@@ -416,7 +427,12 @@ pub fn pop_wait_with<R>(
         peers,
         || Error::Empty,
         || try_pop_with(ctl, ring, &mut read),
-        || ring.pop_ready(),
+        Spin {
+            ready: || ring.pop_ready(),
+            // A getter waits for producers, which may work a while between items:
+            // the adaptive spin alone decides.
+            progress: None::<fn() -> u64>,
+        },
     )
 }
 
@@ -440,6 +456,7 @@ pub fn try_pop(ctl: &Control, ring: &Mpmc, dst: &mut [u8]) -> Result<Option<()>>
 ///
 /// # Errors
 /// As [`try_pop`].
+#[inline]
 pub fn try_pop_with<R>(
     ctl: &Control,
     ring: &Mpmc,
@@ -469,11 +486,17 @@ pub fn try_pop_with<R>(
     }
 }
 
-/// How many free slots a putter that found the queue full waits for before it pushes
-/// again (see [`Mpmc::push_ready_for`]): it then leaves the consumers' lines alone
-/// while it waits, and fills lines they have left. The consumers still have the rest
-/// of a full queue to take meanwhile, so this costs them nothing.
-const ROOM_BATCH: u64 = 16;
+/// How many free slots a putter that found the queue full waits for (spinning)
+/// before it pushes again (see [`Mpmc::push_ready_for`]): a quarter of the ring. It
+/// then leaves the consumers' lines alone while it waits, and fills lines they left
+/// well behind them, instead of trailing a getter slot by slot (each write taking a
+/// line next to the ones the getter is about to claim). The getters still have
+/// three quarters of a full queue to take meanwhile, so this costs them nothing;
+/// once the spin gives up, a putter takes any free slot (measured, 1P/1C
+/// `Queue<u64>` of 1024 slots: 16 → 256 raised the rate from ~21 to ~28 M items/s).
+fn room_batch(ring: &Mpmc) -> u64 {
+    (ring.config().capacity() as u64 / 4).max(1)
+}
 
 /// Pushes `src` as one slot, waiting until `deadline` for room.
 ///
@@ -494,7 +517,12 @@ pub fn push_wait(
         peers,
         || Error::Full(()),
         || try_push(ctl, ring, src),
-        || ring.push_ready_for(ROOM_BATCH),
+        Spin {
+            ready: || ring.push_ready_for(room_batch(ring)),
+            // Getters that run free slots continuously: a putter whose getters
+            // stand still (not running: say, waiting for this CPU) stops spinning.
+            progress: Some(|| ring.head_hint()),
+        },
     )
 }
 
@@ -502,6 +530,7 @@ pub fn push_wait(
 ///
 /// # Errors
 /// [`Error::Closed`]; [`Error::TooLarge`]; [`Error::Ring`].
+#[inline]
 pub fn try_push(ctl: &Control, ring: &Mpmc, src: &[u8]) -> Result<Option<()>> {
     if ctl.is_closed() {
         return Err(Error::Closed);
@@ -577,7 +606,10 @@ pub fn join(ctl: &Control, deadline: Deadline) -> Result<()> {
         &Forever,
         || Error::Timeout,
         || Ok((unfinished(ctl) == 0).then_some(())),
-        || unfinished(ctl) == 0,
+        Spin {
+            ready: || unfinished(ctl) == 0,
+            progress: None::<fn() -> u64>,
+        },
     )
 }
 
