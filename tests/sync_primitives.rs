@@ -190,3 +190,37 @@ fn primitives_travel_as_tokens_through_serde() {
     assert!(sem.acquire_timeout(LONG));
     child.join().expect("join");
 }
+
+#[test]
+fn a_forked_child_starts_with_a_fresh_spin_budget() {
+    use shmkit::segment::shim::atomic::AtomicU32;
+    use shmkit::sync::futex::INITIAL_SPIN;
+    use shmkit::sync::futex::{self, note_wait_end, spin_budget, spin_until, Deadline};
+    // Make this thread's budget differ from the initial one: waits whose spin failed
+    // and that then slept (here: a 1 ms futex wait nobody ends) halve it.
+    let word = AtomicU32::new(0);
+    for _ in 0..3 {
+        assert!(!spin_until(Deadline::after(Duration::ZERO), || false));
+        let _ = futex::wait(&word, 0, Deadline::after(Duration::from_millis(1)));
+        note_wait_end();
+    }
+    let parent = spin_budget();
+    assert!(parent < INITIAL_SPIN, "budget {parent:?}");
+    let child = started(Process::new(|| {
+        // The first wait in the child notices the fork and starts afresh (the
+        // condition holds at once: no spin, no change to the budget).
+        assert!(spin_until(Deadline::NEVER, || true));
+        if spin_budget() == INITIAL_SPIN {
+            0
+        } else {
+            1
+        }
+    }));
+    child.join().expect("join");
+    assert_eq!(
+        child.exitcode(),
+        Some(0),
+        "the child kept its parent's budget"
+    );
+    assert_eq!(spin_budget(), parent, "the parent keeps its own");
+}

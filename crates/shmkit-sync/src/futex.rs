@@ -30,7 +30,9 @@
 //!   from another core; each failed probe doubles the gap to the next one (up to 16x),
 //!   a successful one resets it, so a same-core peer costs a probe only every few
 //!   thousand waits;
-//! * timeouts leave it unchanged.
+//! * timeouts leave it unchanged;
+//! * a forked child starts afresh (its first wait resets the state it inherited: the
+//!   parent's budget describes the parent's peers).
 //!
 //! Whether a wait slept is recorded by [`wait`], [`wait_many`] and
 //! [`EventCount::wait`] themselves, so a caller that reports a wait ending in its
@@ -88,6 +90,8 @@ mod adapt {
         static SLEPT: Cell<bool> = const { Cell::new(false) };
         /// Whether the current wait's spin stopped because the peers stalled.
         static STALLED: Cell<bool> = const { Cell::new(false) };
+        /// The fork generation this thread's state was learned in (see `begin`).
+        static GEN: Cell<u32> = const { Cell::new(0) };
     }
 
     pub(super) fn budget() -> u64 {
@@ -96,6 +100,16 @@ mod adapt {
 
     /// Start of a wait: nothing slept yet, no spin timed yet.
     pub(super) fn begin() {
+        // A forked child starts afresh: the budget its parent's thread learned
+        // describes the parent's peers, not the child's (inherited, it made a child
+        // spin the parent's 60 µs where its own peers needed the CPU).
+        let gen = crate::ident::fork_gen();
+        if GEN.with(Cell::get) != gen {
+            GEN.with(|c| c.set(gen));
+            BUDGET.with(|c| c.set(ns(INITIAL_SPIN)));
+            SPINS.with(|c| c.set(0));
+            GAP.with(|c| c.set(super::PROBE_EVERY));
+        }
         SLEPT.with(|c| c.set(false));
         STALLED.with(|c| c.set(false));
         SPIN_START.with(|c| c.set(0));

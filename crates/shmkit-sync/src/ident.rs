@@ -44,14 +44,24 @@ mod imp {
         static CACHE: Cell<(u32, Me)> = const { Cell::new((0, Me { tid: 0, start: 0 })) };
     }
 
-    #[cold]
-    fn refresh(gen: u32) -> Me {
+    /// This process's fork generation: it changes in every forked child of a process
+    /// that has called this (or `current`) before forking. Registers the atfork
+    /// handler on first use.
+    #[inline]
+    pub(crate) fn fork_gen() -> u32 {
         ATFORK.call_once(|| {
             // SAFETY: registers a plain `extern "C"` function with no captured state;
             // pthread_atfork has no other preconditions. The handler only bumps an
             // atomic, which is async-signal-safe.
             let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
         });
+        // Relaxed: see `in_child`.
+        FORK_GEN.load(Ordering::Relaxed)
+    }
+
+    #[cold]
+    fn refresh(gen: u32) -> Me {
+        let _ = fork_gen();
         let tid = pid::current_tid();
         let start = pid::task_start_time(pid::current(), tid).unwrap_or(0);
         let me = Me { tid, start };
@@ -130,4 +140,6 @@ mod imp {
     }
 }
 
+#[cfg(not(shmkit_loom))]
+pub(crate) use imp::fork_gen;
 pub(crate) use imp::{boot_ticks, current, is_alive};
