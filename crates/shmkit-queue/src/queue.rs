@@ -667,3 +667,133 @@ impl<T: Pod> PodQueue<T> {
         self.core.ctl().close();
     }
 }
+
+#[cfg(all(test, not(shmkit_loom)))]
+mod tests {
+    use super::*;
+
+    /// Max item sizes whose slots (`max + 4` rounded up to 8) take each buffer of
+    /// put/get: the small stack buffer (8, 64: up to `SMALL_BUF`), the larger one
+    /// (72, 256: up to `STACK_BUF`), the thread's (264, 304); those that fill their
+    /// slot exactly and some that leave padding (3, 61, 253).
+    const MAXES: [(usize, usize); 9] = [
+        (4, 8),
+        (3, 8),
+        (60, 64),
+        (68, 72),
+        (61, 72),
+        (252, 256),
+        (253, 264),
+        (296, 300),
+        (300, 304),
+    ];
+
+    /// A `Vec<u8>` whose postcard encoding (varint length + bytes) is `n` bytes, with
+    /// bytes that tell offsets apart.
+    fn item(n: usize, seed: u8) -> Vec<u8> {
+        let len = if n <= 128 { n - 1 } else { n - 2 };
+        let v: Vec<u8> = (0..=u8::MAX)
+            .cycle()
+            .take(len)
+            .map(|i| i.wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        assert_eq!(postcard::to_stdvec(&v).expect("encodes").len(), n);
+        v
+    }
+
+    fn queue(max: usize) -> Queue<Vec<u8>> {
+        QueueOptions::new(2)
+            .max_item_size(max)
+            .anonymous()
+            .expect("queue")
+    }
+
+    /// Items that fill the maximum exactly round-trip through every buffer (blocking
+    /// and not); one byte more is TooLarge and leaves the queue as it was; a full
+    /// queue hands the item back.
+    #[test]
+    fn exact_fit_round_trips_and_one_more_is_too_large() {
+        for (max, slot) in MAXES {
+            let q = queue(max);
+            let _peer = q.clone();
+            assert_eq!(q.core.slot(), slot.next_multiple_of(8), "max {max}");
+            let (a, b) = (item(max, 1), item(max, 2));
+            q.put(a.clone()).expect("put");
+            q.try_put(b.clone()).expect("try_put");
+            for big in [item(max + 1, 3), item(max + 1, 4)] {
+                match q.try_put(big) {
+                    Err(Error::TooLarge { len, max: m }) => {
+                        assert_eq!((len, m), (max + 1, max), "max {max}");
+                    }
+                    other => panic!("max {max}: {other:?}"),
+                }
+            }
+            match q.put_timeout(item(max + 1, 5), Duration::ZERO) {
+                Err(Error::TooLarge { len, .. }) => assert_eq!(len, max + 1),
+                other => panic!("max {max}: {other:?}"),
+            }
+            let c = item(max, 6);
+            match q.try_put(c.clone()) {
+                Err(Error::Full(back)) => assert_eq!(back, c, "max {max}"),
+                other => panic!("max {max}: {other:?}"),
+            }
+            match q.put_timeout(c.clone(), Duration::from_millis(1)) {
+                Err(Error::Full(back)) => assert_eq!(back, c, "max {max}"),
+                other => panic!("max {max}: {other:?}"),
+            }
+            assert_eq!(q.qsize(), 2);
+            assert_eq!(q.get().expect("get"), a, "max {max}");
+            assert_eq!(q.try_get().expect("try_get"), b, "max {max}");
+            // Short items after long ones: the padding copies must not leak old bytes.
+            q.put(vec![9]).expect("put");
+            assert_eq!(q.get().expect("get"), vec![9]);
+            assert!(matches!(q.try_get(), Err(Error::Empty)));
+        }
+    }
+
+    /// A slot whose length word is out of range is `Corrupt` (not a huge copy, not
+    /// a panic), and one in range over bytes that do not decode is `Codec`; either
+    /// way the slot is consumed and the queue goes on.
+    #[test]
+    fn bad_length_word_is_corrupt_and_bad_bytes_a_codec_error() {
+        for (max, slot) in MAXES {
+            let slot = slot.next_multiple_of(8);
+            let q = queue(max);
+            let _peer = q.clone();
+            let word = |w: u32, fill: u8| {
+                let mut b = vec![fill; slot];
+                b[..LEN_PREFIX].copy_from_slice(&w.to_le_bytes());
+                b
+            };
+            let over_slot = u32::try_from(slot - LEN_PREFIX + 1).expect("small");
+            let over_max = u32::try_from(max + 1).expect("small");
+            for (w, blocking) in [
+                (over_max, true),
+                (over_max, false),
+                (over_slot, true),
+                (u32::MAX, false),
+                (u32::MAX >> 1, true),
+            ] {
+                q.core
+                    .push(&word(w, 0), Deadline::NEVER, false)
+                    .expect("push");
+                let r = if blocking { q.get() } else { q.try_get() };
+                assert!(
+                    matches!(r, Err(Error::Corrupt { .. })),
+                    "max {max}, word {w}: {r:?}"
+                );
+                assert!(matches!(q.try_get(), Err(Error::Empty)), "max {max}");
+            }
+            // In range: an empty item, and a varint that never ends.
+            for (w, fill) in [(0, 0), (u32::try_from(max).expect("small"), 0xff)] {
+                q.core
+                    .push(&word(w, fill), Deadline::NEVER, false)
+                    .expect("push");
+                let r = q.get();
+                assert!(matches!(r, Err(Error::Codec(_))), "max {max}: {r:?}");
+            }
+            q.put(item(max, 7)).expect("put");
+            assert_eq!(q.get().expect("get"), item(max, 7));
+        }
+    }
+}
