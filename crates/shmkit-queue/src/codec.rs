@@ -117,4 +117,96 @@ mod tests {
         let mut buf = vec![0u8; need];
         assert_eq!(to_slice(&v, &mut buf).expect("fits exactly"), need);
     }
+
+    /// Every kind of value postcard writes with `try_extend` (varints of 1 to 19
+    /// bytes, floats, chars, strings and byte runs longer than a varint, enums,
+    /// options), at every buffer length: the same bytes as `postcard::to_slice` when
+    /// it fits, `SerializeBufferFull` exactly when `to_slice` reports it.
+    #[test]
+    fn same_result_as_postcard_at_every_length() {
+        #[derive(serde::Serialize)]
+        enum E {
+            Unit,
+            New(i32),
+            Tup(u16, i16),
+            Rec { a: f32, b: Option<char> },
+        }
+        #[derive(serde::Serialize)]
+        struct All {
+            ints: (u8, i8, u16, i32, u64, i64, u128, i128, usize, isize),
+            floats: (f32, f64),
+            text: (char, char, String, &'static str),
+            bytes: Vec<u8>,
+            enums: Vec<E>,
+            opt: (Option<u64>, Option<()>, bool, ()),
+        }
+        let all = |k: usize| All {
+            ints: (
+                u8::MAX,
+                i8::MIN,
+                u16::MAX,
+                i32::MIN,
+                u64::MAX >> k,
+                i64::MIN >> k,
+                u128::MAX >> k,
+                i128::MIN >> k,
+                usize::MAX >> k,
+                isize::MIN >> k,
+            ),
+            floats: (-1.5, f64::MIN_POSITIVE),
+            text: ('é', '\u{10FFFF}', "ü".repeat(k), "0123456789ab"),
+            bytes: vec![0xa5; 1 + k],
+            enums: vec![
+                E::Unit,
+                E::New(-1),
+                E::Tup(7, -7),
+                E::Rec {
+                    a: 2.0,
+                    b: Some('x'),
+                },
+            ],
+            opt: (Some(1 << k), None, true, ()),
+        };
+        for k in [0, 1, 7, 13, 40, 63] {
+            let v = all(k);
+            let need = postcard::to_stdvec(&v).expect("encodes").len();
+            for len in 0..=need + 1 {
+                let mut ours = vec![0u8; len];
+                let mut theirs = vec![0u8; len];
+                match (to_slice(&v, &mut ours), postcard::to_slice(&v, &mut theirs)) {
+                    (Ok(n), Ok(t)) => assert_eq!(&ours[..n], &*t, "k {k}, len {len}"),
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a, b, "k {k}, len {len}");
+                        assert_eq!(a, postcard::Error::SerializeBufferFull);
+                    }
+                    (a, b) => panic!("k {k}, len {len}: {a:?} vs {:?}", b.map(|t| t.len())),
+                }
+            }
+        }
+    }
+
+    /// A value whose `Serialize` fails reports its error, as `to_slice` does.
+    #[test]
+    fn serialize_errors_pass_through() {
+        struct Bad;
+        impl serde::Serialize for Bad {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let mut buf = [0u8; 16];
+        let ours = to_slice(&(1u8, Bad), &mut buf).expect_err("fails");
+        let theirs = postcard::to_slice(&(1u8, Bad), &mut buf).expect_err("fails");
+        assert_eq!(ours, theirs);
+        // Unknown-length sequences, which postcard cannot write.
+        struct Seq;
+        impl serde::Serialize for Seq {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(std::iter::from_fn(|| Some(1u8)).take(3).filter(|_| true))
+            }
+        }
+        let ours = to_slice(&Seq, &mut buf).expect_err("fails");
+        let theirs = postcard::to_slice(&Seq, &mut buf).expect_err("fails");
+        assert_eq!(ours, theirs);
+    }
 }
