@@ -58,6 +58,45 @@ fn get_wakes_a_sleeping_put_on_a_full_queue() {
     });
 }
 
+/// A putter facing a full queue spins for a quarter of the ring (`room_batch`: 2 of
+/// 8 slots) but must not need it: one get, freeing one slot, wakes it.
+#[test]
+fn one_get_wakes_a_put_waiting_for_a_quarter_of_the_ring() {
+    loom::model(|| {
+        let (ctl, ring) = setup(8);
+        for i in 0..8 {
+            raw::push_wait(&ctl, &ring, &[i; 8], Deadline::NEVER, &Forever).unwrap();
+        }
+        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+        let p = thread::spawn(move || {
+            raw::push_wait(&c2, &r2, &[8; 8], Deadline::NEVER, &Forever).unwrap();
+        });
+        let mut dst = [0u8; 8];
+        raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        assert_eq!(dst, [0; 8]);
+        p.join().unwrap();
+        for i in 1..9 {
+            raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
+            assert_eq!(dst, [i; 8]);
+        }
+    });
+}
+
+/// A close wakes a putter asleep on a full queue, which then reports Closed.
+#[test]
+fn close_wakes_a_sleeping_put_on_a_full_queue() {
+    loom::model(|| {
+        let (ctl, ring) = setup(8);
+        for i in 0..8 {
+            raw::push_wait(&ctl, &ring, &[i; 8], Deadline::NEVER, &Forever).unwrap();
+        }
+        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+        let p = thread::spawn(move || raw::push_wait(&c2, &r2, &[8; 8], Deadline::NEVER, &Forever));
+        ctl.close();
+        assert!(matches!(p.join().unwrap(), Err(Error::Closed)));
+    });
+}
+
 #[test]
 fn close_wakes_a_sleeping_get_after_the_items_put_before_it() {
     loom::model(|| {
