@@ -280,3 +280,43 @@ fn many_threads_every_item_once() {
     });
     assert_eq!(got, P * N);
 }
+
+/// Putters facing a full queue spin for a quarter of the ring (at least one slot)
+/// and stop spinning when the getter's index stands still: at the small capacities
+/// (1, 2, 4 and Python's `Queue(10)`, 16 slots) with a getter that now and then
+/// works a while between gets (busy, so its index stands still), every item still
+/// arrives once, in order per putter.
+#[test]
+fn full_small_queues_deliver_every_item_with_a_getter_that_pauses() {
+    const P: usize = 2;
+    const N: u64 = 3_000;
+    for maxsize in [1, 2, 4, 10] {
+        let q: Queue<(u64, u64)> = Queue::new(maxsize).unwrap();
+        std::thread::scope(|s| {
+            for p in 0..P as u64 {
+                let q = q.clone();
+                s.spawn(move || {
+                    for i in 0..N {
+                        q.put_timeout((p, i), LONG).unwrap();
+                    }
+                });
+            }
+            let mut next = [0u64; P];
+            for n in 0..P as u64 * N {
+                let (p, i) = q.get_timeout(LONG).unwrap();
+                let e = &mut next[usize::try_from(p).unwrap()];
+                assert_eq!(i, *e, "maxsize {maxsize}: per-putter FIFO");
+                *e += 1;
+                if n % 64 == 0 {
+                    // Work (not sleep) for 20 µs: longer than the putters' stall limit.
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(20) {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            assert_eq!(next, [N; P], "maxsize {maxsize}");
+        });
+        assert!(q.empty());
+    }
+}
