@@ -318,3 +318,25 @@ fn push_ready_for_counts_room() {
     q.try_push(4u64).unwrap();
     assert!(q.push_ready_for(1) && !q.push_ready_for(2));
 }
+
+/// `head_hint()` follows the consumers: pops move it by one, pushes and failed pops
+/// leave it, across laps (capacity 2: the producer's prefetch index wraps too).
+#[test]
+fn head_hint_moves_with_pops_only() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(2).unwrap()).unwrap();
+    assert_eq!(q.head_hint(), 0);
+    assert!(matches!(q.try_pop::<u64>(), Err(Error::Empty)));
+    assert_eq!(q.head_hint(), 0, "a failed pop leaves it");
+    for lap in 0..5u64 {
+        q.try_push(2 * lap).unwrap();
+        q.try_push(2 * lap + 1).unwrap();
+        assert!(matches!(q.try_push(0u64), Err(Error::Full(0))));
+        assert_eq!(q.head_hint(), 2 * lap, "pushes leave it");
+        assert_eq!(q.try_pop::<u64>().unwrap(), 2 * lap);
+        assert_eq!(q.head_hint(), 2 * lap + 1);
+        let mut b = [0u8; 8];
+        q.try_pop_with(|p| p.read_at(0, &mut b)).unwrap();
+        assert_eq!(u64::from_ne_bytes(b), 2 * lap + 1);
+        assert_eq!(q.head_hint(), 2 * lap + 2);
+    }
+}
