@@ -58,19 +58,32 @@ fn get_wakes_a_sleeping_put_on_a_full_queue() {
     });
 }
 
+/// A queue of `n` slots filled with items `[i; 8]` for `i` in `0..n`, and a putter of
+/// `[n; 8]` to run on another thread (it finds the queue full).
+#[allow(clippy::type_complexity)]
+fn full_with_a_putter(
+    n: u8,
+) -> (
+    Arc<Control>,
+    mpmc::Mpmc,
+    impl FnOnce() -> shmkit_queue::Result<()> + Send + 'static,
+) {
+    let (ctl, ring) = setup(usize::from(n));
+    for i in 0..n {
+        raw::push_wait(&ctl, &ring, &[i; 8], Deadline::NEVER, &Forever).unwrap();
+    }
+    let (c2, r2) = (Arc::clone(&ctl), ring.clone());
+    let put = move || raw::push_wait(&c2, &r2, &[n; 8], Deadline::NEVER, &Forever);
+    (ctl, ring, put)
+}
+
 /// A putter facing a full queue spins for a quarter of the ring (`room_batch`: 2 of
 /// 8 slots) but must not need it: one get, freeing one slot, wakes it.
 #[test]
 fn one_get_wakes_a_put_waiting_for_a_quarter_of_the_ring() {
     loom::model(|| {
-        let (ctl, ring) = setup(8);
-        for i in 0..8 {
-            raw::push_wait(&ctl, &ring, &[i; 8], Deadline::NEVER, &Forever).unwrap();
-        }
-        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
-        let p = thread::spawn(move || {
-            raw::push_wait(&c2, &r2, &[8; 8], Deadline::NEVER, &Forever).unwrap();
-        });
+        let (ctl, ring, p) = full_with_a_putter(8);
+        let p = thread::spawn(move || p().unwrap());
         let mut dst = [0u8; 8];
         raw::pop_wait(&ctl, &ring, &mut dst, Deadline::NEVER, &Forever).unwrap();
         assert_eq!(dst, [0; 8]);
@@ -86,12 +99,8 @@ fn one_get_wakes_a_put_waiting_for_a_quarter_of_the_ring() {
 #[test]
 fn close_wakes_a_sleeping_put_on_a_full_queue() {
     loom::model(|| {
-        let (ctl, ring) = setup(8);
-        for i in 0..8 {
-            raw::push_wait(&ctl, &ring, &[i; 8], Deadline::NEVER, &Forever).unwrap();
-        }
-        let (c2, r2) = (Arc::clone(&ctl), ring.clone());
-        let p = thread::spawn(move || raw::push_wait(&c2, &r2, &[8; 8], Deadline::NEVER, &Forever));
+        let (ctl, _ring, p) = full_with_a_putter(8);
+        let p = thread::spawn(p);
         ctl.close();
         assert!(matches!(p.join().unwrap(), Err(Error::Closed)));
     });
