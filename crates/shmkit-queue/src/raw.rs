@@ -480,8 +480,19 @@ pub fn try_pop_with<R>(
             }
             Ok(Some(r))
         }
-        Err(shmkit_ring::Error::Empty) if closed => Err(Error::Closed),
-        Err(shmkit_ring::Error::Empty) => Ok(None),
+        Err(shmkit_ring::Error::Empty) => {
+            // The pop may have freed slots whose items died with their producer (or
+            // with a consumer): room no successful pop announced. Wake putters waiting
+            // for it, as a pop would (they would otherwise wait out a liveness slice).
+            if ring.take_freed() {
+                ctl.not_full.notify_all();
+            }
+            if closed {
+                Err(Error::Closed)
+            } else {
+                Ok(None)
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -140,3 +140,40 @@ fn join_wakes_on_the_last_task_done() {
         w.join().unwrap();
     });
 }
+
+/// A producer dies mid-put in a one-slot queue, a putter then finds the queue full
+/// and sleeps; a get that discards the dead item and finds nothing else has freed
+/// room that no successful pop announced: it must wake the putter (before, the putter
+/// slept until its liveness slice).
+#[test]
+fn a_get_that_discards_a_dead_item_wakes_a_sleeping_put() {
+    use shmkit_ring::mpmc::CrashPoint;
+    use shmkit_ring::owner::Liveness;
+    use shmkit_ring::OwnerId;
+    const DEAD: OwnerId = OwnerId::from_raw(0xdead_0000_0001);
+    loom::model(|| {
+        let (ctl, ring) = setup(1);
+        let liveness = Liveness::custom(|id| id != DEAD);
+        let handle = |me: u64| {
+            ring.clone()
+                .with_identity(OwnerId::from_raw(me), liveness.clone(), CrashPoint::Never)
+        };
+        // The dead put: it claimed the slot and stopped there (its process killed).
+        let dead = ring
+            .clone()
+            .with_identity(DEAD, liveness.clone(), CrashPoint::AfterClaim);
+        assert!(raw::try_push(&ctl, &dead, &[9; 8]).is_err());
+        let (c2, r2) = (Arc::clone(&ctl), handle(1));
+        let p = thread::spawn(move || {
+            raw::push_wait(&c2, &r2, &[1; 8], Deadline::NEVER, &Forever).unwrap();
+        });
+        let getter = handle(2);
+        let mut dst = [0u8; 8];
+        let took = raw::try_pop(&ctl, &getter, &mut dst).unwrap().is_some();
+        p.join().unwrap();
+        if !took {
+            raw::pop_wait(&ctl, &getter, &mut dst, Deadline::NEVER, &Forever).unwrap();
+        }
+        assert_eq!(dst, [1; 8], "the dead item is never delivered");
+    });
+}

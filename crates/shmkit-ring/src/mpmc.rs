@@ -124,6 +124,31 @@ pub struct Mpmc {
     spins: u32,
     stuck_ns: u64,
     crash: CrashPoint,
+    freed: Freed,
+}
+
+/// How many slots this handle freed without delivering an item (a dead producer's
+/// slot discarded, a dead consumer's claim undone): room that no pop reported.
+#[derive(Debug)]
+struct Freed(AtomicU64);
+
+impl Freed {
+    fn new() -> Self {
+        Freed(AtomicU64::new(0))
+    }
+
+    fn add(&self) {
+        // Relaxed: a per-handle tally read by `take_freed`; the slots themselves are
+        // published by their stamp stores.
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Clone for Freed {
+    /// A new handle starts with nothing freed.
+    fn clone(&self) -> Self {
+        Freed::new()
+    }
 }
 
 /// Creates an in-process MPMC ring on the heap (threads, tests, loom models).
@@ -181,6 +206,7 @@ impl Mpmc {
             spins: SPINS,
             stuck_ns: STUCK_NS,
             crash: CrashPoint::Never,
+            freed: Freed::new(),
         }
     }
 
@@ -342,6 +368,17 @@ impl Mpmc {
     pub fn head_hint(&self) -> u64 {
         // Relaxed: a hint, nothing is read through it.
         self.mem.header().head.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether this handle has freed slots without a pop delivering their items since
+    /// the last call (a dead producer's slot discarded, a dead consumer's claim undone
+    /// — see [`Mpmc::recover`] for the explicit form). A layer that wakes producers
+    /// waiting for room when a pop succeeds calls this after a pop that found nothing:
+    /// such room would otherwise go unannounced.
+    pub fn take_freed(&self) -> bool {
+        // Relaxed: see `Freed::add`. Load first: the common case (nothing freed)
+        // writes nothing.
+        self.freed.0.load(Ordering::Relaxed) != 0 && self.freed.0.swap(0, Ordering::Relaxed) != 0
     }
 
     /// Whether [`Mpmc::len`] is 0.
@@ -516,9 +553,11 @@ impl Mpmc {
             // Release (both): pair with the Acquire stamp loads of the next consumer
             // (DEAD) or producer (EMPTY), as the holder's own store would have.
             WRITING => c.stamp.store(mk(pos, DEAD), Ordering::Release),
-            READING => c
-                .stamp
-                .store(mk(pos.wrapping_add(self.cap), EMPTY), Ordering::Release),
+            READING => {
+                c.stamp
+                    .store(mk(pos.wrapping_add(self.cap), EMPTY), Ordering::Release);
+                self.freed.add();
+            }
             _ => {}
         }
         self.unlock(c);
@@ -667,6 +706,7 @@ impl Mpmc {
                 return Ok(r);
             }
             // A dead producer's slot was discarded: look at the next position.
+            self.freed.add();
             hd = next;
         }
         self.gave_up(Error::Empty)

@@ -340,3 +340,51 @@ fn head_hint_moves_with_pops_only() {
         assert_eq!(q.head_hint(), 2 * lap + 2);
     }
 }
+
+/// `take_freed` reports, once, the room a handle made without delivering an item: a
+/// dead producer's slot it discarded, or a dead consumer's claim it undid; nothing
+/// after ordinary pushes and pops.
+#[test]
+fn take_freed_reports_room_no_pop_delivered() {
+    let q = mpmc::new(&RingConfig::mpmc_of::<u64>(2).unwrap()).unwrap();
+    let live = q
+        .clone()
+        .with_identity(OwnerId::current(), oracle(), CrashPoint::Never);
+    live.try_push(1u64).unwrap();
+    assert_eq!(live.try_pop::<u64>().unwrap(), 1);
+    assert!(live.try_pop::<u64>().is_err());
+    assert!(!live.take_freed(), "ordinary pops free nothing unreported");
+
+    // A producer dies mid-put: the pop that discards its slot reports it.
+    let dying = q
+        .clone()
+        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    assert!(dying.try_push(99u64).is_err());
+    assert!(
+        live.try_pop::<u64>().is_err(),
+        "the dead item is not delivered"
+    );
+    assert!(live.take_freed());
+    assert!(!live.take_freed(), "reported once");
+
+    // A consumer dies holding an item: the handle that undoes its claim (a producer
+    // reaching its slot a lap later) reports it.
+    live.try_push(7u64).unwrap();
+    let dying = q
+        .clone()
+        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    assert!(dying.try_pop::<u64>().is_err());
+    assert!(!live.take_freed());
+    live.try_push(8u64).unwrap();
+    live.try_push(9u64).unwrap(); // the dead consumer's slot, freed on the way
+    assert!(live.take_freed());
+    let (a, b) = (
+        live.try_pop::<u64>().unwrap(),
+        live.try_pop::<u64>().unwrap(),
+    );
+    assert_eq!((a, b), (8, 9), "the claimed item is lost, not redelivered");
+    // A clone starts with nothing to report.
+    live.try_push(10u64).unwrap();
+    assert_eq!(live.clone().try_pop::<u64>().unwrap(), 10);
+    assert!(!live.take_freed());
+}
