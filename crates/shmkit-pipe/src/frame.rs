@@ -347,7 +347,12 @@ pub unsafe fn recv_with<R>(
             Ok(rec) => {
                 if let Some(r) = step(rec, &mut got, None, &mut sink, cap_hint, hooks) {
                     put_back(sink, buf);
-                    return r.map(|n| f(buf.get(..n).unwrap_or_default()));
+                    // `step` assembled exactly `n` bytes into `buf`.
+                    return r.and_then(|n| {
+                        buf.get(..n)
+                            .map(f)
+                            .ok_or_else(|| corrupt("assembled message shorter than declared"))
+                    });
                 }
                 continue;
             }
@@ -403,9 +408,10 @@ unsafe fn in_place<R>(
         rec: Some(rec),
         hooks,
     };
-    let Some(rec) = held.rec.as_ref() else {
-        return f(&[]);
-    };
+    let rec = held
+        .rec
+        .as_ref()
+        .expect("set just above; taken only on drop");
     #[cfg(not(shmkit_loom))]
     let r = {
         let _ = buf;
