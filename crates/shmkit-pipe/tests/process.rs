@@ -20,6 +20,18 @@ fn tagged(len: usize) -> Vec<u8> {
     vec![(len % 251) as u8; len]
 }
 
+/// Sends `count` `tagged` messages of lengths `(i * step) % modulo`; returns the
+/// bytes sent.
+fn send_tagged(tx: &shmkit_pipe::Sender, count: usize, step: usize, modulo: usize) -> u64 {
+    let mut sent = 0u64;
+    for i in 0..count {
+        let len = (i * step) % modulo;
+        tx.send_bytes(&tagged(len)).unwrap();
+        sent += len as u64;
+    }
+    sent
+}
+
 /// Checks that `m` is a whole `tagged` message; returns its length.
 fn untorn(m: &[u8]) -> u64 {
     let tag = (m.len() % 251) as u8;
@@ -196,12 +208,7 @@ fn two_receiving_processes_never_see_torn_messages() {
     c1.start().unwrap();
     c2.start().unwrap();
     drop((rx, report_tx));
-    let mut sent = 0u64;
-    for i in 0..600usize {
-        let len = (i * 997) % 5000;
-        tx.send_bytes(&tagged(len)).unwrap();
-        sent += len as u64;
-    }
+    let sent = send_tagged(&tx, 600, 997, 5000);
     drop(tx);
     let (n1, b1): (u32, u64) = report_rx.recv().unwrap();
     let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
@@ -232,21 +239,8 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
     child.start().unwrap();
     drop(report_tx);
     let sender = std::thread::spawn(move || {
-        let mut sent = 0u64;
-        let t2 = std::thread::spawn(move || {
-            let mut sent = 0u64;
-            for i in 0..300usize {
-                let len = (i * 1013) % 3000;
-                tx2.send_bytes(&tagged(len)).unwrap();
-                sent += len as u64;
-            }
-            sent
-        });
-        for i in 0..300usize {
-            let len = (i * 997) % 3000;
-            tx.send_bytes(&tagged(len)).unwrap();
-            sent += len as u64;
-        }
+        let t2 = std::thread::spawn(move || send_tagged(&tx2, 300, 1013, 3000));
+        let sent = send_tagged(&tx, 300, 997, 3000);
         drop(tx);
         sent + t2.join().unwrap()
     });
@@ -319,15 +313,7 @@ fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
     });
     child.start().unwrap();
     drop(report_tx);
-    let sender = std::thread::spawn(move || {
-        let mut sent = 0u64;
-        for i in 0..600usize {
-            let len = (i * 997) % 5000;
-            tx.send_bytes(&tagged(len)).unwrap();
-            sent += len as u64;
-        }
-        sent
-    });
+    let sender = std::thread::spawn(move || send_tagged(&tx, 600, 997, 5000));
     let (n1, b1) = receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
     let sent = sender.join().unwrap();
     let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
