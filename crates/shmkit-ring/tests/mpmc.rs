@@ -95,6 +95,11 @@ fn oracle() -> Liveness {
     Liveness::custom(|id| id != DEAD_ID)
 }
 
+/// A handle to `q` claiming as `id` (judging liveness by `oracle`), stopping at `crash`.
+fn handle(q: &mpmc::Mpmc, id: OwnerId, crash: CrashPoint) -> mpmc::Mpmc {
+    q.clone().with_identity(id, oracle(), crash)
+}
+
 /// Pushes `v`, popping into `got` while the ring is full (a dead claim may hold the
 /// only slot until a consumer passes it).
 fn push_retry(q: &mpmc::Mpmc, v: u64, got: &mut Vec<u64>) {
@@ -125,8 +130,8 @@ fn dead_producer_at_every_point_is_repaired() {
     ] {
         for cap in [1usize, 2, 4] {
             let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
-            let live = q.clone().with_identity(OwnerId::current(), oracle(), Never);
-            let dying = q.clone().with_identity(DEAD_ID, oracle(), point);
+            let live = handle(&q, OwnerId::current(), Never);
+            let dying = handle(&q, DEAD_ID, point);
             if cap > 1 {
                 live.try_push(1u64).unwrap();
             }
@@ -169,8 +174,8 @@ fn dead_consumer_at_every_point_is_repaired() {
     ] {
         for cap in [1usize, 2, 4] {
             let q = mpmc::new(&RingConfig::mpmc_of::<u64>(cap).unwrap()).unwrap();
-            let live = q.clone().with_identity(OwnerId::current(), oracle(), Never);
-            let dying = q.clone().with_identity(DEAD_ID, oracle(), point);
+            let live = handle(&q, OwnerId::current(), Never);
+            let dying = handle(&q, DEAD_ID, point);
             live.try_push(7u64).unwrap();
             assert!(dying.try_pop::<u64>().is_err());
             let mut got = Vec::new();
@@ -190,12 +195,8 @@ fn dead_consumer_at_every_point_is_repaired() {
 #[test]
 fn recover_scans_and_frees_dead_slots() {
     let q = mpmc::new(&RingConfig::mpmc_of::<u64>(4).unwrap()).unwrap();
-    let live = q
-        .clone()
-        .with_identity(OwnerId::current(), oracle(), CrashPoint::Never);
-    let dying = q
-        .clone()
-        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    let live = handle(&q, OwnerId::current(), CrashPoint::Never);
+    let dying = handle(&q, DEAD_ID, CrashPoint::AfterCopy);
     assert!(dying.try_push(1u64).is_err());
     assert_eq!(live.recover().unwrap(), 1);
     assert_eq!(live.recover().unwrap(), 0);
@@ -347,18 +348,14 @@ fn head_hint_moves_with_pops_only() {
 #[test]
 fn take_freed_reports_room_no_pop_delivered() {
     let q = mpmc::new(&RingConfig::mpmc_of::<u64>(2).unwrap()).unwrap();
-    let live = q
-        .clone()
-        .with_identity(OwnerId::current(), oracle(), CrashPoint::Never);
+    let live = handle(&q, OwnerId::current(), CrashPoint::Never);
     live.try_push(1u64).unwrap();
     assert_eq!(live.try_pop::<u64>().unwrap(), 1);
     assert!(live.try_pop::<u64>().is_err());
     assert!(!live.take_freed(), "ordinary pops free nothing unreported");
 
     // A producer dies mid-put: the pop that discards its slot reports it.
-    let dying = q
-        .clone()
-        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    let dying = handle(&q, DEAD_ID, CrashPoint::AfterCopy);
     assert!(dying.try_push(99u64).is_err());
     assert!(
         live.try_pop::<u64>().is_err(),
@@ -370,9 +367,7 @@ fn take_freed_reports_room_no_pop_delivered() {
     // A consumer dies holding an item: the handle that undoes its claim (a producer
     // reaching its slot a lap later) reports it.
     live.try_push(7u64).unwrap();
-    let dying = q
-        .clone()
-        .with_identity(DEAD_ID, oracle(), CrashPoint::AfterCopy);
+    let dying = handle(&q, DEAD_ID, CrashPoint::AfterCopy);
     assert!(dying.try_pop::<u64>().is_err());
     assert!(!live.take_freed());
     live.try_push(8u64).unwrap();
