@@ -570,10 +570,7 @@ impl Inner {
     /// on each wake-up), for a thread that drains the rings itself. Rings the
     /// doorbell when it delivered something and other drainers may be waiting for it.
     pub(crate) fn pump_all(&mut self, sh: &Shared) -> bool {
-        let mut progress = false;
-        for i in 0..self.workers.len() {
-            progress |= self.pump(i);
-        }
+        let mut progress = self.pump_workers();
         progress |= self.dispatch(&sh.cfg);
         if progress && self.drainers > 1 {
             sh.pool.doorbell().notify_all();
@@ -586,6 +583,15 @@ impl Inner {
             // A worker has done its `maxtasksperchild`: only the result handler
             // replaces it, and it may be parked on its idle timer (50 ms).
             sh.park.notify_all();
+        }
+        progress
+    }
+
+    /// [`Inner::pump`]s every worker; whether any made progress.
+    pub(crate) fn pump_workers(&mut self) -> bool {
+        let mut progress = false;
+        for i in 0..self.workers.len() {
+            progress |= self.pump(i);
         }
         progress
     }

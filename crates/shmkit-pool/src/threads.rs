@@ -32,10 +32,7 @@ pub(crate) fn handler_main(sh: &Shared) {
         // stay off the doorbell: a result then wakes only that thread. `drainers`
         // changes only under the lock, which this iteration holds until it sleeps.
         let key = (!g.handler_parks()).then(|| doorbell.prepare());
-        let mut progress = false;
-        for i in 0..g.workers.len() {
-            progress |= g.pump(i);
-        }
+        let mut progress = g.pump_workers();
         // Results handled here (or a failure found below) may be what a drainer
         // waits for: it sleeps on the doorbell.
         let mut ring = progress;
