@@ -78,19 +78,7 @@ fn codec(what: &'static str) -> impl FnOnce(postcard::Error) -> Error {
 
 /// A task message for `code` with the encoded `arg` (id filled in at submission).
 fn message<T: Serialize + ?Sized>(code: CodeRef, arg: &T) -> Result<Vec<u8>> {
-    message_sized(Vec::new(), code, arg, 0)
-}
-
-/// [`message`] into `buf` (emptied) with room for `size_hint` bytes (say, the size of
-/// the previous chunk's message), saving the buffer's regrowth.
-fn message_sized<T: Serialize + ?Sized>(
-    buf: Vec<u8>,
-    code: CodeRef,
-    arg: &T,
-    size_hint: usize,
-) -> Result<Vec<u8>> {
-    let mut head = worker::task_header_into(buf, 0, code)?;
-    head.reserve(size_hint);
+    let head = worker::task_header(0, code)?;
     crate::codec::encode_append(arg, head).map_err(codec("encoding a task's argument"))
 }
 
