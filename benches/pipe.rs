@@ -659,6 +659,45 @@ fn round_trips(floor: &'static str, size: usize) -> Vec<Variant> {
     ]
 }
 
+/// The one-way variants whose receiver reads (folds) every byte of `size`-byte
+/// messages: socket, pipe, shmkit copying and shmkit zero-copy; with `fill` the sender
+/// also writes every byte of each message first.
+fn fold_rows(size: usize, fill: bool) -> Vec<Variant> {
+    let names = if fill {
+        [
+            "unix socketpair: fill, write; read, fold",
+            "pipe(2): fill, write; read, fold",
+            "shmkit copying: fill, send; recv, fold",
+            "shmkit zero-copy: fill in place; fold in place",
+        ]
+    } else {
+        [
+            "unix socketpair + fold",
+            "pipe(2) + fold",
+            "shmkit copy + fold",
+            "shmkit zero-copy + fold",
+        ]
+    };
+    vec![
+        (
+            names[0],
+            Box::new(move |n| tp_fd_use(true, size, Use::Fold, fill, n)),
+        ),
+        (
+            names[1],
+            Box::new(move |n| tp_fd_use(false, size, Use::Fold, fill, n)),
+        ),
+        (
+            names[2],
+            Box::new(move |n| tp_shmkit_use(size, false, Use::Fold, fill, n)),
+        ),
+        (
+            names[3],
+            Box::new(move |n| tp_shmkit_use(size, true, Use::Fold, fill, n)),
+        ),
+    ]
+}
+
 fn main() {
     shmkit::process::init();
     let k64 = 64 << 10;
@@ -702,47 +741,13 @@ fn main() {
         ),
         (
             "one-way 64 KiB messages, receiver reads every byte",
-            vec![
-                (
-                    "unix socketpair + fold",
-                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, false, n)),
-                ),
-                (
-                    "pipe(2) + fold",
-                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, false, n)),
-                ),
-                (
-                    "shmkit copy + fold",
-                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, false, n)),
-                ),
-                (
-                    "shmkit zero-copy + fold",
-                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, false, n)),
-                ),
-            ],
+            fold_rows(k64, false),
             2_000,
             Some(k64),
         ),
         (
             "one-way 64 KiB messages, sender writes and receiver reads every byte",
-            vec![
-                (
-                    "unix socketpair: fill, write; read, fold",
-                    Box::new(move |n| tp_fd_use(true, k64, Use::Fold, true, n)),
-                ),
-                (
-                    "pipe(2): fill, write; read, fold",
-                    Box::new(move |n| tp_fd_use(false, k64, Use::Fold, true, n)),
-                ),
-                (
-                    "shmkit copying: fill, send; recv, fold",
-                    Box::new(move |n| tp_shmkit_use(k64, false, Use::Fold, true, n)),
-                ),
-                (
-                    "shmkit zero-copy: fill in place; fold in place",
-                    Box::new(move |n| tp_shmkit_use(k64, true, Use::Fold, true, n)),
-                ),
-            ],
+            fold_rows(k64, true),
             2_000,
             Some(k64),
         ),
