@@ -308,49 +308,77 @@ fn tp_min_ring(size: usize, iters: u64) -> Duration {
     tp_min_ring_buf(size, size, iters)
 }
 
+/// The minimal ring's two ends: slot `i` (of `slots`, `size` bytes each) in the data
+/// area, copied out of / into local buffers at `i * size % buf_len`.
+struct MinRing<'a> {
+    tail: &'a AtomicU64,
+    head: &'a AtomicU64,
+    data: *mut u8,
+    size: usize,
+    slots: u64,
+    chunks: u64,
+}
+
+impl<'a> MinRing<'a> {
+    fn new(shm: &'a Shm, size: usize, buf_len: usize) -> Self {
+        MinRing {
+            tail: shm.w64(OFF_TAIL),
+            head: shm.w64(OFF_HEAD),
+            data: shm.data(),
+            size,
+            slots: (RING / size) as u64,
+            chunks: (buf_len / size) as u64,
+        }
+    }
+
+    /// The consumer: copies `iters` slots into `buf` as they are published.
+    fn recv_into(&self, buf: &mut [u8], iters: u64) {
+        let size = self.size;
+        for i in 0..iters {
+            spin_wait(|| self.tail.load(Ordering::Acquire) != i);
+            let off = (i % self.slots) as usize * size;
+            // SAFETY: `off + size <= RING`: inside the data area.
+            let src = unsafe { self.data.add(off) };
+            let at = (i % self.chunks) as usize * size;
+            let dst = buf[at..at + size].as_mut_ptr();
+            // SAFETY: slot `off..off+size` is published (tail > i); the producer does
+            // not reuse it until `head` passes it; `dst` is local, `size` bytes long.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
+            self.head.store(i + 1, Ordering::Release);
+        }
+    }
+
+    /// The producer: copies `iters` slots out of `buf` as they are free, then waits
+    /// until all were consumed.
+    fn send_from(&self, buf: &[u8], iters: u64) {
+        let size = self.size;
+        for i in 0..iters {
+            spin_wait(|| i - self.head.load(Ordering::Acquire) < self.slots);
+            let off = (i % self.slots) as usize * size;
+            // SAFETY: `off + size <= RING`: inside the data area.
+            let dst = unsafe { self.data.add(off) };
+            let at = (i % self.chunks) as usize * size;
+            let src = buf[at..at + size].as_ptr();
+            // SAFETY: the slot is free (consumed: head > i - slots); the source is
+            // `size` local bytes.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
+            self.tail.store(i + 1, Ordering::Release);
+        }
+        spin_wait(|| self.head.load(Ordering::Acquire) == iters);
+    }
+}
+
 /// The minimal ring copying `size`-byte slots out of / into local buffers of
 /// `buf_len` bytes (slot `i` at `i * size % buf_len`): with `buf_len` = 16 MiB it
 /// streams 16 MiB messages the way shmkit does (source and destination far beyond
 /// the L2), so it shows what the cache costs any copying pipe.
 fn tp_min_ring_buf(size: usize, buf_len: usize, iters: u64) -> Duration {
     let shm = Shm::new();
-    let chunks = (buf_len / size) as u64;
-    let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
-    let data = shm.data();
-    let slots = (RING / size) as u64;
+    let ring = MinRing::new(&shm, size, buf_len);
     pair(
         &shm,
-        || {
-            let mut buf = vec![0u8; buf_len];
-            for i in 0..iters {
-                spin_wait(|| tail.load(Ordering::Acquire) != i);
-                let off = (i % slots) as usize * size;
-                // SAFETY: `off + size <= RING`: inside the data area.
-                let src = unsafe { data.add(off) };
-                let at = (i % chunks) as usize * size;
-                let dst = buf[at..at + size].as_mut_ptr();
-                // SAFETY: slot `off..off+size` is published (tail > i); the producer
-                // does not reuse it until `head` passes it; `dst` is local, `size`
-                // bytes long.
-                unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
-                head.store(i + 1, Ordering::Release);
-            }
-        },
-        || {
-            let buf = vec![1u8; buf_len];
-            for i in 0..iters {
-                spin_wait(|| i - head.load(Ordering::Acquire) < slots);
-                let off = (i % slots) as usize * size;
-                // SAFETY: `off + size <= RING`: inside the data area.
-                let dst = unsafe { data.add(off) };
-                let at = (i % chunks) as usize * size;
-                // SAFETY: the slot is free (consumed: head > i - slots); the source
-                // is `size` local bytes.
-                unsafe { std::ptr::copy_nonoverlapping(buf[at..].as_ptr(), dst, size) };
-                tail.store(i + 1, Ordering::Release);
-            }
-            spin_wait(|| head.load(Ordering::Acquire) == iters);
-        },
+        || ring.recv_into(&mut vec![0u8; buf_len], iters),
+        || ring.send_from(&vec![1u8; buf_len], iters),
     )
 }
 
@@ -533,40 +561,13 @@ fn tp_shmkit_use(size: usize, in_place: bool, how: Use, fill: bool, iters: u64) 
 /// costs several ms per run of 16 messages, the same for every copying pipe.
 fn tp_min_ring_buf_prefaulted(size: usize, buf_len: usize, iters: u64) -> Duration {
     let shm = Shm::new();
-    let chunks = (buf_len / size) as u64;
-    let (tail, head) = (shm.w64(OFF_TAIL), shm.w64(OFF_HEAD));
-    let data = shm.data();
-    let slots = (RING / size) as u64;
+    let ring = MinRing::new(&shm, size, buf_len);
     pair_setup(
         &shm,
         || touched(buf_len, 0),
-        |mut buf| {
-            for i in 0..iters {
-                spin_wait(|| tail.load(Ordering::Acquire) != i);
-                let off = (i % slots) as usize * size;
-                // SAFETY: `off + size <= RING`: inside the data area.
-                let src = unsafe { data.add(off) };
-                let at = (i % chunks) as usize * size;
-                let dst = buf[at..at + size].as_mut_ptr();
-                // SAFETY: as in `tp_min_ring_buf`.
-                unsafe { std::ptr::copy_nonoverlapping(src, dst, size) };
-                head.store(i + 1, Ordering::Release);
-            }
-        },
+        |mut buf| ring.recv_into(&mut buf, iters),
         || touched(buf_len, 1),
-        |buf| {
-            for i in 0..iters {
-                spin_wait(|| i - head.load(Ordering::Acquire) < slots);
-                let off = (i % slots) as usize * size;
-                // SAFETY: `off + size <= RING`: inside the data area.
-                let dst = unsafe { data.add(off) };
-                let at = (i % chunks) as usize * size;
-                // SAFETY: as in `tp_min_ring_buf`.
-                unsafe { std::ptr::copy_nonoverlapping(buf[at..].as_ptr(), dst, size) };
-                tail.store(i + 1, Ordering::Release);
-            }
-            spin_wait(|| head.load(Ordering::Acquire) == iters);
-        },
+        |buf| ring.send_from(&buf, iters),
     )
 }
 
