@@ -32,6 +32,17 @@ fn send_tagged(tx: &shmkit_pipe::Sender, count: usize, step: usize, modulo: usiz
     sent
 }
 
+/// Checks that the messages received here (`here`: count, bytes) and those `child`
+/// reported on `report_rx` add up to the `count` messages of `sent` bytes sent, then
+/// that `child` exited cleanly.
+fn all_arrived(here: (u32, u64), sent: u64, count: u32, report_rx: &Receiver, child: &Process) {
+    let (n1, b1) = here;
+    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
+    assert_eq!(n1 + n2, count);
+    assert_eq!(b1 + b2, sent);
+    join_ok(child);
+}
+
 /// Checks that `m` is a whole `tagged` message; returns its length.
 fn untorn(m: &[u8]) -> u64 {
     let tag = (m.len() % 251) as u8;
@@ -244,12 +255,8 @@ fn a_biased_end_is_shared_safely_after_fork_and_clone() {
         drop(tx);
         sent + t2.join().unwrap()
     });
-    let (n1, b1) = receive(&rx);
-    let sent = sender.join().unwrap();
-    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
-    assert_eq!(n1 + n2, 600);
-    assert_eq!(b1 + b2, sent);
-    join_ok(&child);
+    let here = receive(&rx);
+    all_arrived(here, sender.join().unwrap(), 600, &report_rx, &child);
 }
 
 /// The sending side's bias holder (a child, the first to send) is SIGKILLed in the
@@ -314,12 +321,8 @@ fn zero_copy_and_copying_receivers_share_an_end_across_processes() {
     child.start().unwrap();
     drop(report_tx);
     let sender = std::thread::spawn(move || send_tagged(&tx, 600, 997, 5000));
-    let (n1, b1) = receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
-    let sent = sender.join().unwrap();
-    let (n2, b2): (u32, u64) = report_rx.recv().unwrap();
-    assert_eq!(n1 + n2, 600);
-    assert_eq!(b1 + b2, sent);
-    join_ok(&child);
+    let here = receive_until_eof(|| rx.recv_bytes().map(|m| untorn(&m)));
+    all_arrived(here, sender.join().unwrap(), 600, &report_rx, &child);
 }
 
 /// The sending side's bias holder (a child) is SIGKILLed inside its
